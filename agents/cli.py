@@ -1,0 +1,103 @@
+"""The ``satori`` command line: one sub-command per job, each configured by one dataclass.
+
+    satori datasets            # list the problem sources
+    satori datasets --check    # verify every benchmark's reference solutions against its gold answers
+    satori verify "... \\boxed{0.5}" "\\frac{1}{2}"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import tyro
+from tqdm import tqdm
+
+from satori_env.tasks import list_sources, load_problems
+from satori_env.tasks.datasets import reference_solution
+from satori_env.verifier import DEFAULT_TIMEOUT_S, Verifier
+
+
+@dataclass
+class DatasetsArgs:
+    """List the problem sources with their sizes; with --check, verify each benchmark's own
+    reference solutions against its gold answers (a test of answer extraction and checking)."""
+
+    check: bool = False
+    """verify the reference solutions against the gold answers"""
+    workers: int | None = None
+    """verifier worker processes (default: min(4, CPUs), at least 2)"""
+    timeout: float = DEFAULT_TIMEOUT_S
+    """seconds one answer check may take before it counts as wrong"""
+
+
+@dataclass
+class VerifyArgs:
+    """Check one completion against a gold answer and print the verdict."""
+
+    completion: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="COMPLETION")]
+    """model output; its final answer is the last \\boxed{}, else "The answer is ...", else "#### ..." """
+    gold: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="GOLD")]
+    """the reference answer, e.g. \\frac{1}{2}"""
+    timeout: float = DEFAULT_TIMEOUT_S
+    """seconds the check may take before it counts as wrong"""
+
+
+def run_datasets(args: DatasetsArgs) -> int:
+    rows = []
+    with Verifier(timeout=args.timeout, workers=args.workers) as verifier:
+        for name in tqdm(list_sources(), desc="sources", disable=not args.check):
+            problems = load_problems(name)
+            levels = sorted({p.level for p in problems if p.level is not None})
+            row = [name, str(len(problems)), f"{levels[0]}-{levels[-1]}" if levels else "-"]
+            if args.check:
+                pairs = [(s, p.answer) for p in problems if (s := reference_solution(p)) is not None]
+                verdicts = verifier.check_batch(pairs)
+                answered = [v for v in verdicts if v.status != "no_answer"]
+                accepted = sum(v.correct for v in answered)
+                share = f"{accepted} ({accepted / len(answered):.1%})" if answered else "-"
+                row += [str(len(pairs)), str(len(answered)), share]
+            rows.append(row)
+        header = ["source", "problems", "levels"]
+        if args.check:
+            header += ["with solution", "solution has an answer", "verified against gold"]
+            stats = verifier.stats
+    _print_table(header, rows)
+    if args.check:
+        print(f"\nchecks: {stats.checks}, decided by the fast path: {stats.fast_path}, "
+              f"timeouts: {stats.timeouts}, errors: {stats.errors}")
+    return 0
+
+
+def run_verify(args: VerifyArgs) -> int:
+    with Verifier(timeout=args.timeout, workers=1) as verifier:
+        verdict = verifier.check(args.completion, args.gold)
+    print(f"correct: {verdict.correct}\npredicted: {verdict.predicted}\nstatus: {verdict.status}\n"
+          f"seconds: {verdict.seconds:.3f}")
+    return 0 if verdict.correct else 1
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A GitHub-markdown table, readable in a terminal and pastable into a README."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    for line in (header, ["-" * w for w in widths], *rows):
+        print("| " + " | ".join(str(cell).ljust(w) for cell, w in zip(line, widths)) + " |")
+
+
+COMMANDS: dict[str, tuple[type, Callable[[Any], int]]] = {
+    "datasets": (DatasetsArgs, run_datasets),
+    "verify": (VerifyArgs, run_verify),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default: the process arguments) and run the chosen sub-command."""
+    args = tyro.extras.subcommand_cli_from_dict(
+        {name: config for name, (config, _) in COMMANDS.items()},
+        prog="satori",
+        description="satori-env: Satori's COAT reasoning and RAE as a Gymnasium MDP.",
+        args=argv,
+    )
+    run = next(runner for config, runner in COMMANDS.values() if isinstance(args, config))
+    return run(args)

@@ -1,0 +1,569 @@
+"""Answer extraction and equivalence checking, safe to run on anything a policy writes.
+
+* :func:`extract_answer` finds the *final* answer of a completion (the last ``\\boxed{}``).
+* :func:`verify` / :func:`verify_batch` decide whether it is equivalent to a gold answer:
+  plain numbers are compared exactly in-process; everything else goes to `math-verify`_ in a
+  pool of worker processes with a hard wall-clock timeout per answer (the worker is killed and
+  replaced when it runs over). A timeout or a crash counts as *wrong* and is reported in the
+  :class:`Verdict` and in :attr:`Verifier.stats`; it is never raised into a training loop.
+* Nothing from a completion is ever passed to ``eval``/``exec``.
+
+.. _math-verify: https://github.com/huggingface/Math-Verify
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import re
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
+
+__all__ = [
+    "Verdict",
+    "Verifier",
+    "VerifierStats",
+    "extract_answer",
+    "verify",
+    "verify_batch",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 1.0
+
+# ----------------------------------------------------------------------------------------------
+# Extraction
+# ----------------------------------------------------------------------------------------------
+
+_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BRACE = re.compile(r"[{}]")
+# Where a one-line "The answer is ..." stops: end of line, a sentence end, or a COAT token.
+_ANSWER_END = re.compile(r"\n|\.\s|<\|")
+
+
+def _last_boxed(text: str) -> str | None:
+    """Content of the last ``\\boxed{..}`` / ``\\fbox{..}`` whose braces balance, else None.
+
+    Braces are matched scanning backwards from the end of the text, so the usual case (a box
+    near the end) costs only the tail; the worst case is linear. Escaped braces (``\\{``) are
+    literal characters, not groups.
+    """
+    box_braces = {m.end() - 1 for m in _BOX_OPEN.finditer(text)}
+    if not box_braces:
+        return None
+    n = len(text)
+    closers: list[int] = []  # positions of unmatched '}' seen so far (nearest last)
+    for m in _BRACE.finditer(text[::-1]):
+        pos = n - 1 - m.start()
+        if pos > 0 and text[pos - 1] == "\\":
+            continue
+        if text[pos] == "}":
+            closers.append(pos)
+        elif closers:
+            close = closers.pop()
+            if pos in box_braces:
+                return text[pos + 1 : close].strip()
+    return None
+
+
+def _strip_math_delimiters(answer: str) -> str:
+    answer = answer.strip()
+    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if answer.startswith(left) and answer.endswith(right) and len(answer) > len(left + right) - 1:
+            answer = answer[len(left) : len(answer) - len(right)].strip()
+            break
+    return answer
+
+
+_MARKER = re.compile(r"answer is|####", re.IGNORECASE)
+
+
+def _after_last_marker(text: str) -> str | None:
+    """What follows the last "answer is" or "####" (whichever is later), up to the end of the
+    line, a sentence end or a COAT token."""
+    last = None
+    for last in _MARKER.finditer(text):
+        pass
+    if last is None:
+        return None
+    tail = text[last.end() :]
+    end = _ANSWER_END.search(tail)
+    answer = tail[: end.start()] if end else tail
+    answer = _strip_math_delimiters(answer.strip().lstrip(":").strip().rstrip("."))
+    return answer or None
+
+
+def extract_answer(text: str) -> str | None:
+    """Return the final answer written in ``text``, or None when there is none.
+
+    In order of preference: the content of the **last** ``\\boxed{...}`` (or ``\\fbox{...}``)
+    with balanced braces; else what follows the last "The answer is" or GSM8K-style
+    ``#### `` (whichever comes later), up to the end of its line or sentence. The *last* one
+    matters: a COAT trajectory may box an answer, ``<|reflect|>``, and box a corrected one.
+
+    >>> extract_answer(r"so $x=\\boxed{\\frac{1}{2}}$. <|reflect|> wrong: $x=\\boxed{2}$")
+    '2'
+    >>> extract_answer("Adding up, the answer is 42.")
+    '42'
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"extract_answer expects a str, got {type(text).__name__}")
+    boxed = _last_boxed(text)
+    return boxed if boxed is not None else _after_last_marker(text)
+
+
+# ----------------------------------------------------------------------------------------------
+# In-process fast path for plain numbers
+# ----------------------------------------------------------------------------------------------
+
+_PLAIN_NUMBER = re.compile(
+    r"""^(?P<sign>[-+\u2212]?)\s*(?:\\?\$)?\s*                  # sign, optional currency sign
+    (?P<int>\d{1,3}(?:,\d{3})+|\d+)?(?P<frac>\.\d+)?\.?          # 1,234.5 / 1234 / .5 / 104.
+    \s*(?:\\?\$)?(?P<unit>(?:\s*[A-Za-z]{2,}\.?)*)\s*$            # trailing unit words
+    """,
+    re.VERBOSE,
+)
+# Whole-answer wrappers that carry no mathematics: \text{18}, \textbf{(073)}, \mathbf{5}.
+_WRAPPER = re.compile(r"^\\(?:text|textbf|mathbf|mathrm|mbox|boxed|fbox)\s*\{(?P<inner>.*)\}$", re.DOTALL)
+# Trailing words that are mathematics, not units: "3 pi" is not "3".
+_MATH_WORDS = frozenset(
+    "pi sqrt ln log exp sin cos tan sec csc cot mod and or times cdot div frac infty inf".split()
+)
+_MAX_FAST_DIGITS = 60  # longer numbers go to the worker (and its timeout)
+
+
+def _braces_balance(text: str) -> bool:
+    depth = 0
+    for char in text:
+        depth += (char == "{") - (char == "}")
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _unwrap(answer: str) -> str:
+    """Strip wrappers that enclose the whole answer, math delimiters, LaTeX thin spaces, and
+    parentheses around a lone value: ``\\textbf{(073)}`` -> ``073``."""
+    answer = answer.strip()
+    while (match := _WRAPPER.match(answer)) and _braces_balance(match["inner"]):
+        answer = _strip_math_delimiters(match["inner"])
+    answer = answer.replace("{,}", ",").replace("\\,", "").replace("\\!", "")
+    if answer.startswith("(") and answer.endswith(")") and "," not in answer:
+        answer = answer[1:-1].strip()
+    return answer
+
+
+def _plain_number(answer: str) -> tuple[Fraction, bool] | None:
+    """``(value, is_integer)`` when ``answer`` is a plain number like "1,000", "$18.50",
+    "18 dollars" or ``\\textbf{(073)}``; None for anything else (fractions, LaTeX,
+    percentages, expressions)."""
+    if len(answer) > 200:
+        return None
+    match = _PLAIN_NUMBER.match(_unwrap(answer))
+    if match is None or not (match["int"] or match["frac"]):
+        return None
+    if any(word.rstrip(".").lower() in _MATH_WORDS for word in match["unit"].split()):
+        return None
+    digits = (match["int"] or "0").replace(",", "") + (match["frac"] or "")
+    if len(digits) > _MAX_FAST_DIGITS:
+        return None
+    value = Fraction(digits)
+    return (-value if match["sign"] in ("-", "\u2212") else value), not match["frac"]
+
+
+def _fast_equal(gold: str, predicted: str) -> bool | None:
+    """Decide cheaply when the answer is certain; None means "ask math-verify".
+
+    The fast path never contradicts math-verify: unequal decimals within its rounding
+    tolerance (6 places) are left to it.
+    """
+    if gold.strip() == predicted.strip():
+        return True
+    gold_number, predicted_number = _plain_number(gold), _plain_number(predicted)
+    if gold_number is None or predicted_number is None:
+        return None
+    (g, g_int), (p, p_int) = gold_number, predicted_number
+    if g == p:
+        return True
+    if (g_int and p_int) or abs(g - p) > Fraction(1, 10**5):
+        return False
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Results
+# ----------------------------------------------------------------------------------------------
+
+Status = Literal["ok", "no_answer", "timeout", "error"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of checking one completion against one gold answer.
+
+    Attributes:
+        correct: the completion's final answer is equivalent to the gold answer.
+        predicted: the extracted final answer (None when the completion has none).
+        status: "ok"; "no_answer" (nothing to extract); "timeout" (the check ran past the
+            time limit and was killed); "error" (the checker failed). Only "ok" can be correct.
+        seconds: wall-clock time the check took.
+    """
+
+    correct: bool
+    predicted: str | None
+    status: Status
+    seconds: float
+
+
+@dataclass
+class VerifierStats:
+    """Running counters of a :class:`Verifier` (read them to report timeouts in a log)."""
+
+    checks: int = 0
+    fast_path: int = 0
+    timeouts: int = 0
+    errors: int = 0
+    worker_restarts: int = 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Worker pool
+# ----------------------------------------------------------------------------------------------
+
+_SERVER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_verifier_worker.py")
+
+
+class _Server:
+    """The warm math-verify process that forks workers (see ``_verifier_worker.py``)."""
+
+    def __init__(self, memory_mb: int) -> None:
+        if not hasattr(socket, "send_fds") or not hasattr(os, "fork"):
+            raise RuntimeError("the verifier's worker pool needs a POSIX system (Linux or macOS)")
+        self.control, server_end = socket.socketpair()
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [sys.executable, _SERVER_SCRIPT, str(server_end.fileno()), str(memory_mb)],
+            pass_fds=[server_end.fileno()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self.stderr,
+        )
+        server_end.close()
+        if self.control.recv(5) != b"ready":
+            self.close()
+            raise RuntimeError(f"the verifier server failed to start:\n{self._stderr_tail()}")
+
+    def fork_worker(self) -> _Worker:
+        self.control.sendall(b"s")
+        message, fds, _, _ = socket.recv_fds(self.control, 8, 1)
+        if len(message) != 8 or len(fds) != 1:
+            raise RuntimeError(f"the verifier server stopped:\n{self._stderr_tail()}")
+        return _Worker(int.from_bytes(message, "little"), socket.socket(fileno=fds[0]))
+
+    def _stderr_tail(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")[-2000:]
+
+    def close(self) -> None:
+        self.control.close()  # the server exits when it reads end-of-file
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.stderr.close()
+
+
+class _Worker:
+    """One forked math-verify worker and the job it is running."""
+
+    def __init__(self, pid: int, conn: socket.socket) -> None:
+        self.pid = pid
+        self.conn = conn
+        self.buffer = b""
+        self.job: int | None = None  # index of the job it is running
+        self.deadline = 0.0
+
+    def send(self, job: int, gold: str, predicted: str, timeout: float) -> bool:
+        """Hand the worker a job; False if the worker is gone."""
+        try:
+            self.conn.sendall((json.dumps([job, gold, predicted]) + "\n").encode())
+        except OSError:
+            return False
+        self.job, self.deadline = job, time.monotonic() + timeout
+        return True
+
+    def read_messages(self) -> list | None:
+        """Decoded replies now available, or None at end of file (the worker died)."""
+        chunk = self.conn.recv(1 << 16)
+        if not chunk:
+            return None
+        self.buffer += chunk
+        *lines, self.buffer = self.buffer.split(b"\n")
+        return [json.loads(line) for line in lines if line]
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.conn.close()
+
+
+class Verifier:
+    """Checks completions against gold answers with a hard per-answer time limit.
+
+    Args:
+        timeout: seconds one answer may take in math-verify before its worker is killed and the
+            answer counted wrong (``status="timeout"``). The clock starts when a worker takes
+            the answer. Default 1.0.
+        workers: number of math-verify worker processes, forked from one warm server process
+            (started lazily, about 1.5 s, once); a killed worker is replaced in milliseconds.
+            Default ``min(4, cpu_count)``, at least 2.
+        worker_memory_mb: address-space cap of the worker processes (POSIX), so that a
+            pathological expression fails fast instead of swapping. 0 disables the cap.
+
+    Thread-safe; a forked child process gets its own fresh pool. Use as a context manager or
+    call :meth:`close` to stop the workers (they also stop when the interpreter exits).
+    """
+
+    def __init__(
+        self,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        workers: int | None = None,
+        worker_memory_mb: int = 4096,
+    ) -> None:
+        self.timeout = _check_timeout(timeout)
+        self.workers = _check_workers(workers) if workers is not None else _default_workers()
+        self.worker_memory_mb = int(worker_memory_mb)
+        self.stats = VerifierStats()
+        self._server: _Server | None = None
+        self._pool: list[_Worker] = []
+        self._pool_pid = os.getpid()
+        self._lock = threading.Lock()
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def check(self, completion: str, gold: str, timeout: float | None = None) -> Verdict:
+        """Check one completion; see :class:`Verdict`."""
+        return self.check_batch([(completion, gold)], timeout=timeout)[0]
+
+    def check_batch(
+        self, pairs: Iterable[tuple[str, str]], timeout: float | None = None
+    ) -> list[Verdict]:
+        """Check ``(completion, gold)`` pairs in parallel; results keep the input order."""
+        timeout = self.timeout if timeout is None else _check_timeout(timeout)
+        pairs = list(pairs)
+        verdicts: list[Verdict | None] = [None] * len(pairs)
+        jobs: list[tuple[int, str, str]] = []
+        for index, pair in enumerate(pairs):
+            started = time.monotonic()
+            completion, gold = _check_pair(index, pair)
+            predicted = extract_answer(completion)
+            if predicted is None:
+                verdicts[index] = Verdict(False, None, "no_answer", time.monotonic() - started)
+                continue
+            decided = _fast_equal(gold, predicted)
+            if decided is None:
+                jobs.append((index, gold, predicted))
+            else:
+                self.stats.fast_path += 1
+                verdicts[index] = Verdict(decided, predicted, "ok", time.monotonic() - started)
+        if jobs:
+            with self._lock:
+                outcomes = self._run(jobs, timeout)
+            for (index, _, predicted), (correct, status, seconds) in zip(jobs, outcomes):
+                verdicts[index] = Verdict(correct, predicted, status, seconds)
+        self.stats.checks += len(pairs)
+        return verdicts  # type: ignore[return-value]
+
+    def verify(self, completion: str, gold: str, timeout: float | None = None) -> bool:
+        """True when the final answer of ``completion`` is equivalent to ``gold``."""
+        return self.check(completion, gold, timeout).correct
+
+    def verify_batch(
+        self, pairs: Iterable[tuple[str, str]], timeout: float | None = None
+    ) -> list[bool]:
+        """:meth:`verify` for many ``(completion, gold)`` pairs, order preserved."""
+        return [v.correct for v in self.check_batch(pairs, timeout)]
+
+    def start(self) -> Verifier:
+        """Start the worker pool now; otherwise the first check that needs math-verify starts
+        it (about 1.5 s). Returns self."""
+        with self._lock:
+            self._fill_pool()
+        return self
+
+    def close(self) -> None:
+        """Stop the worker processes (a later check starts new ones)."""
+        with self._lock:
+            if self._pool_pid == os.getpid():
+                for worker in self._pool:
+                    worker.kill()
+                if self._server is not None:
+                    self._server.close()
+            self._pool, self._server = [], None
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- pool mechanics ------------------------------------------------------------------------
+
+    def _fill_pool(self) -> None:
+        if self._pool_pid != os.getpid():  # forked: the parent's sockets are not ours to use
+            self._pool, self._server, self._pool_pid = [], None, os.getpid()
+        while len(self._pool) < self.workers:
+            self._pool.append(self._fork_worker())
+
+    def _fork_worker(self) -> _Worker:
+        """A new worker from the server; a server that died (say, to the OOM killer) is restarted."""
+        if self._server is not None:
+            try:
+                return self._server.fork_worker()
+            except (OSError, RuntimeError):
+                logger.warning("the verifier server stopped; restarting it")
+                self._server.close()
+        self._server = _Server(self.worker_memory_mb)
+        return self._server.fork_worker()
+
+    def _replace(self, selector: selectors.BaseSelector, worker: _Worker) -> None:
+        """Kill ``worker`` and fork a warm replacement."""
+        selector.unregister(worker.conn)
+        worker.kill()
+        fresh = self._fork_worker()
+        self._pool[self._pool.index(worker)] = fresh
+        selector.register(fresh.conn, selectors.EVENT_READ, fresh)
+        self.stats.worker_restarts += 1
+
+    def _run(self, jobs: list[tuple[int, str, str]], timeout: float) -> list[tuple[bool, Status, float]]:
+        """Run math-verify jobs on the pool; (correct, status, seconds) per job, in order."""
+        self._fill_pool()
+        results: dict[int, tuple[bool, Status, float]] = {}
+        pending = deque(range(len(jobs)))
+        dispatched_at: dict[int, float] = {}
+
+        def finish(job: int, correct: bool, status: Status) -> None:
+            results[job] = (bool(correct) and status == "ok", status, time.monotonic() - dispatched_at[job])
+
+        with selectors.DefaultSelector() as selector:
+            for worker in self._pool:
+                selector.register(worker.conn, selectors.EVENT_READ, worker)
+            while len(results) < len(jobs):
+                for worker in list(self._pool):
+                    if pending and worker.job is None:
+                        job = pending[0]
+                        _, gold, predicted = jobs[job]
+                        dispatched_at[job] = time.monotonic()
+                        if worker.send(job, gold, predicted, timeout):
+                            pending.popleft()
+                        else:
+                            self._replace(selector, worker)
+                deadlines = [w.deadline for w in self._pool if w.job is not None]
+                wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else 0.0
+                for key, _ in selector.select(wait):
+                    worker = key.data
+                    messages = worker.read_messages()
+                    if messages is None:  # the worker died (crash, out of memory)
+                        if worker.job is not None:
+                            finish(worker.job, False, "error")
+                            self.stats.errors += 1
+                        self._replace(selector, worker)
+                        continue
+                    for job, correct, error in messages:
+                        finish(job, correct, "ok" if error is None else "error")
+                        self.stats.errors += error is not None
+                        worker.job = None
+                now = time.monotonic()
+                for worker in list(self._pool):
+                    if worker.job is not None and now >= worker.deadline:
+                        job = worker.job
+                        finish(job, False, "timeout")
+                        self.stats.timeouts += 1
+                        logger.warning(
+                            "answer check timed out after %.2fs and counts as wrong: %.80r", timeout, jobs[job][2]
+                        )
+                        self._replace(selector, worker)
+        return [results[i] for i in range(len(jobs))]
+
+
+def _check_timeout(timeout: float) -> float:
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
+
+
+def _check_workers(workers: int) -> int:
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    return workers
+
+
+def _default_workers() -> int:
+    return max(2, min(4, os.cpu_count() or 1))
+
+
+def _check_pair(index: int, pair: object) -> tuple[str, str]:
+    if not (isinstance(pair, Sequence) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+        raise TypeError(f"pair {index} must be a (completion: str, gold: str) tuple, got {pair!r:.120}")
+    return pair[0], pair[1]
+
+
+# ----------------------------------------------------------------------------------------------
+# Module-level convenience API (one shared pool)
+# ----------------------------------------------------------------------------------------------
+
+_shared: Verifier | None = None
+_shared_lock = threading.Lock()
+
+
+def _shared_verifier(workers: int | None) -> Verifier:
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Verifier(workers=workers)
+            atexit.register(_shared.close)
+        elif workers is not None and _check_workers(workers) > _shared.workers:
+            _shared.workers = workers  # the pool grows on the next batch
+        return _shared
+
+
+def verify(completion: str, gold: str, timeout: float = DEFAULT_TIMEOUT_S) -> bool:
+    """True when the final answer in ``completion`` is equivalent to ``gold``.
+
+    ``completion`` is model output (the answer is found with :func:`extract_answer`); ``gold``
+    is the reference answer itself (e.g. ``"\\frac{1}{2}"``, ``"18"``, ``"(1, 2]"``). A check
+    that runs past ``timeout`` seconds counts as wrong; it never raises for any completion.
+
+    >>> verify(r"First 2+3=5, so the answer is $\\boxed{5}$.", "5")
+    True
+    """
+    return _shared_verifier(None).verify(completion, gold, timeout)
+
+
+def verify_batch(
+    pairs: Iterable[tuple[str, str]],
+    workers: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> list[bool]:
+    """:func:`verify` for many ``(completion, gold)`` pairs, in parallel, order preserved.
+
+    ``workers`` grows the shared worker pool to at least that many processes.
+    """
+    return _shared_verifier(workers).verify_batch(pairs, timeout)
