@@ -61,6 +61,20 @@ def _limit_memory(megabytes: int) -> None:
         pass
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: get SIGKILL when the server dies, so that a worker stuck in a huge computation
+    never outlives a parent that was killed without closing the pool."""
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != parent_pid:  # the server died before prctl took effect
+        os._exit(0)
+
+
 def _make_checker():
     from functools import lru_cache
 
@@ -108,8 +122,10 @@ def main() -> None:
     control.sendall(b"ready")
     while control.recv(1):  # one byte per worker wanted; b"" when the parent is gone
         parent_end, worker_end = socket.socketpair()
+        server_pid = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker
+            _die_with_parent(server_pid)
             control.close()
             parent_end.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -120,6 +136,7 @@ def main() -> None:
         worker_end.close()
         socket.send_fds(control, [pid.to_bytes(8, "little")], [parent_end.fileno()])
         parent_end.close()
+    os._exit(0)  # the parent is gone; skip interpreter teardown, and the workers die with us
 
 
 if __name__ == "__main__":

@@ -370,6 +370,7 @@ class Verifier:
         pairs = list(pairs)
         verdicts: list[Verdict | None] = [None] * len(pairs)
         jobs: list[tuple[int, str, str]] = []
+        fast = 0
         for index, pair in enumerate(pairs):
             started = time.monotonic()
             completion, gold = _check_pair(index, pair)
@@ -381,14 +382,14 @@ class Verifier:
             if decided is None:
                 jobs.append((index, gold, predicted))
             else:
-                self.stats.fast_path += 1
+                fast += 1
                 verdicts[index] = Verdict(decided, predicted, "ok", time.monotonic() - started)
-        if jobs:
-            with self._lock:
-                outcomes = self._run(jobs, timeout)
-            for (index, _, predicted), (correct, status, seconds) in zip(jobs, outcomes):
-                verdicts[index] = Verdict(correct, predicted, status, seconds)
-        self.stats.checks += len(pairs)
+        with self._lock:
+            outcomes = self._run(jobs, timeout) if jobs else []
+            self.stats.checks += len(pairs)
+            self.stats.fast_path += fast
+        for (index, _, predicted), (correct, status, seconds) in zip(jobs, outcomes):
+            verdicts[index] = Verdict(correct, predicted, status, seconds)
         return verdicts  # type: ignore[return-value]
 
     def verify(self, completion: str, gold: str, timeout: float | None = None) -> bool:

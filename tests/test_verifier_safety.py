@@ -3,6 +3,8 @@
 import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -11,6 +13,14 @@ from benchmarks.verifier_cases import CANARY, HOSTILE
 from satori_env import Verifier
 
 TIMEOUT = 1.0
+
+
+def _dead(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return any(line.startswith("State:") and "Z" in line for line in status)  # a zombie
+    except FileNotFoundError:
+        return True
 
 
 @pytest.fixture(autouse=True)
@@ -97,12 +107,33 @@ def test_a_forked_child_gets_its_own_pool(verifier):
     assert verifier.verify("\\boxed{\\frac{2}{4}}", "0.5")  # the parent's pool is untouched
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads Linux /proc")
 def test_close_stops_every_process():
     verifier = Verifier(workers=2)
     verifier.check("\\boxed{x}", "y")
     pids = [w.pid for w in verifier._pool] + [verifier._server.proc.pid]
     verifier.close()
-    time.sleep(0.2)
-    for pid in pids:
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not all(_dead(pid) for pid in pids):
+        time.sleep(0.05)
+    assert all(_dead(pid) for pid in pids)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads Linux /proc")
+def test_no_worker_outlives_a_killed_parent():
+    """A training run killed with SIGKILL mid-check must not leave a worker spinning forever."""
+    script = (
+        "import sys; from satori_env import Verifier; v = Verifier(workers=2).start(); "
+        "print(v._server.proc.pid, *[w.pid for w in v._pool], flush=True); "
+        "v.check(r'\\boxed{2^{10^{10^{10}}}}', '5', timeout=1000)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pids = [int(pid) for pid in parent.stdout.readline().split()]
+    time.sleep(0.5)  # the check is running
+    assert len(pids) == 3 and not any(_dead(pid) for pid in pids)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not all(_dead(pid) for pid in pids):
+        time.sleep(0.05)
+    assert all(_dead(pid) for pid in pids)

@@ -61,7 +61,7 @@ _ITEMS = "apples coins marbles stickers books pencils cards shells stamps beads"
 _EVENTS = {
     "+": ("{name} gets {n} more.", "{name} buys {n} more.", "{name} finds {n} more."),
     "-": ("{name} gives away {n}.", "{name} loses {n}.", "{name} sells {n}."),
-    "*": ("{name} ends up with {n} times as many.", "The number of {item} grows {n} times."),
+    "*": ("{name} ends up with {n} times as many.", "The number of {item} is multiplied by {n}."),
     "/": ("{name} splits them into {n} equal piles and keeps one pile.",),
 }
 
