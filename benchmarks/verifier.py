@@ -32,6 +32,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.verifier_cases import CANARY, EQUIVALENT, HOSTILE, NOT_EQUIVALENT, Case, dataset_cases  # noqa: E402
+from satori_env._verifier_worker import _WARM_UP as WARM_UP  # noqa: E402
 from satori_env.verifier import Verifier  # noqa: E402
 
 
@@ -42,7 +43,8 @@ def _direct_child(conn) -> None:
     from math_verify import parse, verify
 
     logging.disable(logging.CRITICAL)
-    verify(parse("$1$"), parse("1"))  # warm-up, like the verifier's workers
+    for gold, predicted in WARM_UP:  # the same warm-up as the verifier's server
+        verify(parse(f"${gold}$"), parse(f"\\boxed{{{predicted}}}"))
     conn.send("ready")
     while True:
         completion, gold = conn.recv()
@@ -113,25 +115,32 @@ def main() -> int:
     if os.path.exists(CANARY):
         os.remove(CANARY)
 
-    verifier = Verifier(timeout=args.timeout, workers=args.workers).start()  # outside the timing
+    def ours(cases: list[Case]) -> Result:
+        with Verifier(timeout=args.timeout, workers=args.workers).start() as verifier:  # started outside the timing
+            def check(case: Case) -> tuple[bool, float]:
+                start = time.perf_counter()
+                verdict = verifier.check(case.completion, case.gold)
+                return verdict.correct, time.perf_counter() - start
 
-    def ours(case: Case) -> tuple[bool, float]:
-        start = time.perf_counter()
-        verdict = verifier.check(case.completion, case.gold)
-        return verdict.correct, time.perf_counter() - start
+            return _run(check, cases)
 
-    mine = {name: _run(ours, cases) for name, cases in sets.items()}
+    def direct(cases: list[Case]) -> Result:
+        baseline = DirectMathVerify(args.direct_cap)
+        try:
+            return _run(lambda c: baseline.check(c.completion, c.gold), cases)
+        finally:
+            baseline.close()
+
+    # Each set starts from fresh processes on both sides, so that no set warms the caches of another.
+    mine = {name: ours(cases) for name, cases in sets.items()}
     injected = os.path.exists(CANARY)  # checked before math-verify direct sees the same inputs
-    direct = DirectMathVerify(args.direct_cap)
-    results = {name: (mine[name], _run(lambda c: direct.check(c.completion, c.gold), cases))
-               for name, cases in sets.items()}
-    direct.close()
+    results = {name: (mine[name], direct(cases)) for name, cases in sets.items()}
 
     all_pairs = [(c.completion, c.gold) for name, cases in sets.items() if name != "hostile" for c in cases]
-    start = time.perf_counter()
-    verifier.verify_batch(all_pairs)
-    batch_seconds = time.perf_counter() - start
-    verifier.close()
+    with Verifier(timeout=args.timeout, workers=args.workers).start() as verifier:
+        start = time.perf_counter()
+        verifier.verify_batch(all_pairs)
+        batch_seconds = time.perf_counter() - start
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}; verifier timeout {args.timeout} s, {args.workers} workers")

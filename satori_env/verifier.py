@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -83,7 +83,7 @@ def _last_boxed(text: str) -> str | None:
 def _strip_math_delimiters(answer: str) -> str:
     answer = answer.strip()
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
-        if answer.startswith(left) and answer.endswith(right) and len(answer) > len(left + right) - 1:
+        if len(answer) >= len(left) + len(right) and answer.startswith(left) and answer.endswith(right):
             answer = answer[len(left) : len(answer) - len(right)].strip()
             break
     return answer
@@ -139,9 +139,10 @@ _PLAIN_NUMBER = re.compile(
 )
 # Whole-answer wrappers that carry no mathematics: \text{18}, \textbf{(073)}, \mathbf{5}.
 _WRAPPER = re.compile(r"^\\(?:text|textbf|mathbf|mathrm|mbox|boxed|fbox)\s*\{(?P<inner>.*)\}$", re.DOTALL)
-# Trailing words that are mathematics, not units: "3 pi" is not "3".
-_MATH_WORDS = frozenset(
-    "pi sqrt ln log exp sin cos tan sec csc cot mod and or times cdot div frac infty inf".split()
+# Trailing words that change the value, so are not units: "3 pi" is not "3", "50 percent" may be 0.5.
+_NOT_UNITS = frozenset(
+    "pi sqrt ln log exp sin cos tan sec csc cot mod and or times cdot div frac infty inf "
+    "percent pct percentage dozen hundred thousand million billion trillion half thirds quarters".split()
 )
 _MAX_FAST_DIGITS = 60  # longer numbers go to the worker (and its timeout)
 
@@ -176,7 +177,7 @@ def _plain_number(answer: str) -> tuple[Fraction, bool] | None:
     match = _PLAIN_NUMBER.match(_unwrap(answer))
     if match is None or not (match["int"] or match["frac"]):
         return None
-    if any(word.rstrip(".").lower() in _MATH_WORDS for word in match["unit"].split()):
+    if any(word.rstrip(".").lower() in _NOT_UNITS for word in match["unit"].split()):
         return None
     digits = (match["int"] or "0").replace(",", "") + (match["frac"] or "")
     if len(digits) > _MAX_FAST_DIGITS:
@@ -192,7 +193,7 @@ def _fast_equal(gold: str, predicted: str) -> bool | None:
     tolerance (6 places) are left to it.
     """
     if gold.strip() == predicted.strip():
-        return True
+        return bool(gold.strip())  # an empty answer never matches
     gold_number, predicted_number = _plain_number(gold), _plain_number(predicted)
     if gold_number is None or predicted_number is None:
         return None
@@ -233,8 +234,10 @@ class Verdict:
 class VerifierStats:
     """Running counters of a :class:`Verifier` (read them to report timeouts in a log)."""
 
-    checks: int = 0
-    fast_path: int = 0
+    checks: int = 0  # answers asked about
+    fast_path: int = 0  # decided in-process (plain numbers, identical strings)
+    cache_hits: int = 0  # settled earlier
+    math_verify: int = 0  # sent to a math-verify worker
     timeouts: int = 0
     errors: int = 0
     worker_restarts: int = 0
@@ -244,6 +247,8 @@ class VerifierStats:
 # Worker pool
 # ----------------------------------------------------------------------------------------------
 
+_CACHE_ENTRIES = 65536
+_CACHE_MAX_CHARS = 4096  # longer pairs are not worth the memory
 _SERVER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_verifier_worker.py")
 
 
@@ -264,8 +269,9 @@ class _Server:
         )
         server_end.close()
         if self.control.recv(5) != b"ready":
+            error = self._stderr_tail()
             self.close()
-            raise RuntimeError(f"the verifier server failed to start:\n{self._stderr_tail()}")
+            raise RuntimeError(f"the verifier server failed to start:\n{error}")
 
     def fork_worker(self) -> _Worker:
         self.control.sendall(b"s")
@@ -309,7 +315,10 @@ class _Worker:
 
     def read_messages(self) -> list | None:
         """Decoded replies now available, or None at end of file (the worker died)."""
-        chunk = self.conn.recv(1 << 16)
+        try:
+            chunk = self.conn.recv(1 << 16)
+        except OSError:  # reset by a worker that died with our data unread
+            return None
         if not chunk:
             return None
         self.buffer += chunk
@@ -355,6 +364,7 @@ class Verifier:
         self._pool: list[_Worker] = []
         self._pool_pid = os.getpid()
         self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[str, str], bool] = OrderedDict()  # settled (gold, answer) pairs
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -369,7 +379,7 @@ class Verifier:
         timeout = self.timeout if timeout is None else _check_timeout(timeout)
         pairs = list(pairs)
         verdicts: list[Verdict | None] = [None] * len(pairs)
-        jobs: list[tuple[int, str, str]] = []
+        jobs: list[tuple[int, tuple[str, str]]] = []  # (index, (gold, predicted)) for math-verify
         fast = 0
         for index, pair in enumerate(pairs):
             started = time.monotonic()
@@ -380,16 +390,25 @@ class Verifier:
                 continue
             decided = _fast_equal(gold, predicted)
             if decided is None:
-                jobs.append((index, gold, predicted))
+                jobs.append((index, (gold, predicted)))
             else:
                 fast += 1
                 verdicts[index] = Verdict(decided, predicted, "ok", time.monotonic() - started)
         with self._lock:
-            outcomes = self._run(jobs, timeout) if jobs else []
+            # Samples of one problem often agree: each distinct (gold, answer) is checked once,
+            # and settled ones are remembered across calls.
+            known = {key: (self._cache[key], "ok", 0.0) for _, key in jobs if key in self._cache}
+            self.stats.cache_hits += sum(key in known for _, key in jobs)
+            todo = list(dict.fromkeys(key for _, key in jobs if key not in known))
+            known.update(zip(todo, self._run(todo, timeout) if todo else []))
+            for key in todo:
+                if known[key][1] == "ok":
+                    self._remember(key, known[key][0])
             self.stats.checks += len(pairs)
             self.stats.fast_path += fast
-        for (index, _, predicted), (correct, status, seconds) in zip(jobs, outcomes):
-            verdicts[index] = Verdict(correct, predicted, status, seconds)
+        for index, key in jobs:
+            correct, status, seconds = known[key]
+            verdicts[index] = Verdict(correct, key[1], status, seconds)
         return verdicts  # type: ignore[return-value]
 
     def verify(self, completion: str, gold: str, timeout: float | None = None) -> bool:
@@ -453,9 +472,16 @@ class Verifier:
         selector.register(fresh.conn, selectors.EVENT_READ, fresh)
         self.stats.worker_restarts += 1
 
-    def _run(self, jobs: list[tuple[int, str, str]], timeout: float) -> list[tuple[bool, Status, float]]:
-        """Run math-verify jobs on the pool; (correct, status, seconds) per job, in order."""
+    def _remember(self, key: tuple[str, str], correct: bool) -> None:
+        if len(key[0]) + len(key[1]) <= _CACHE_MAX_CHARS:
+            self._cache[key] = correct
+            if len(self._cache) > _CACHE_ENTRIES:
+                self._cache.popitem(last=False)  # the oldest
+
+    def _run(self, jobs: list[tuple[str, str]], timeout: float) -> list[tuple[bool, Status, float]]:
+        """Run (gold, predicted) jobs on the pool; (correct, status, seconds) per job, in order."""
         self._fill_pool()
+        self.stats.math_verify += len(jobs)
         results: dict[int, tuple[bool, Status, float]] = {}
         pending = deque(range(len(jobs)))
         dispatched_at: dict[int, float] = {}
@@ -470,7 +496,7 @@ class Verifier:
                 for worker in list(self._pool):
                     if pending and worker.job is None:
                         job = pending[0]
-                        _, gold, predicted = jobs[job]
+                        gold, predicted = jobs[job]
                         dispatched_at[job] = time.monotonic()
                         if worker.send(job, gold, predicted, timeout):
                             pending.popleft()
@@ -498,7 +524,7 @@ class Verifier:
                         finish(job, False, "timeout")
                         self.stats.timeouts += 1
                         logger.warning(
-                            "answer check timed out after %.2fs and counts as wrong: %.80r", timeout, jobs[job][2]
+                            "answer check timed out after %.2fs and counts as wrong: %.80r", timeout, jobs[job][1]
                         )
                         self._replace(selector, worker)
         return [results[i] for i in range(len(jobs))]

@@ -32,7 +32,7 @@ def test_plain_numbers(answer, value):
 
 @pytest.mark.parametrize(
     "answer",
-    ["3 pi", "2 sqrt 2", "\\frac{1}{2}", "50%", "1,2", "(1,234)", "x", "1e5", "2^3", "1" * 100, "", "dollars"],
+    ["3 pi", "2 sqrt 2", "50 percent", "1 hundred", "3 dozen", "\\frac{1}{2}", "50%", "1,2", "(1,234)", "x", "1e5", "2^3", "1" * 100, "", "dollars"],
 )
 def test_not_plain_numbers(answer):
     assert _plain_number(answer) is None
@@ -42,6 +42,7 @@ def test_not_plain_numbers(answer):
     "gold, predicted, expected",
     [
         ("18", "18", True),
+        ("", "", False),
         ("1000", "1,000", True),
         ("18", "$18.00", True),
         ("18", "19", False),

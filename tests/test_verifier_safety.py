@@ -137,3 +137,10 @@ def test_no_worker_outlives_a_killed_parent():
     while time.monotonic() < deadline and not all(_dead(pid) for pid in pids):
         time.sleep(0.05)
     assert all(_dead(pid) for pid in pids)
+
+
+def test_a_broken_install_is_a_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "math_verify.py").write_text("raise ImportError('math_verify is broken here')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    with pytest.raises(RuntimeError, match="(?s)verifier server failed to start.*math_verify is broken here"):
+        Verifier(workers=1).start()
