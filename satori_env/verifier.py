@@ -36,6 +36,7 @@ __all__ = [
     "Verdict",
     "Verifier",
     "VerifierStats",
+    "default_verifier",
     "extract_answer",
     "verify",
     "verify_batch",
@@ -571,6 +572,12 @@ def _shared_verifier(workers: int | None) -> Verifier:
         return _shared
 
 
+def default_verifier() -> Verifier:
+    """The process-wide :class:`Verifier` behind :func:`verify`, :func:`verify_batch` and the
+    environments (its pool starts on first use and stops at exit)."""
+    return _shared_verifier(None)
+
+
 def verify(completion: str, gold: str, timeout: float = DEFAULT_TIMEOUT_S) -> bool:
     """True when the final answer in ``completion`` is equivalent to ``gold``.
 
@@ -581,7 +588,7 @@ def verify(completion: str, gold: str, timeout: float = DEFAULT_TIMEOUT_S) -> bo
     >>> verify(r"First 2+3=5, so the answer is $\\boxed{5}$.", "5")
     True
     """
-    return _shared_verifier(None).verify(completion, gold, timeout)
+    return default_verifier().verify(completion, gold, timeout)
 
 
 def verify_batch(

@@ -25,6 +25,8 @@ def test_wheel_contains_data_worker_and_entry_point(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in [
         "satori_env/_verifier_worker.py",
+        "satori_env/assets/tokenizer/tokenizer.json",
+        "satori_env/assets/tokenizer/tokenizer_config.json",
         "satori_env/tasks/data/README.md",
         "satori_env/tasks/data/math500.jsonl.gz",
         "satori_env/tasks/data/gsm8k_train.jsonl.gz",

@@ -12,15 +12,19 @@ from __future__ import annotations
 from satori_env.tasks.arithmetic import LEVELS, SPLITS, ArithmeticLevel, ArithmeticTasks, generate_arithmetic
 from satori_env.tasks.datasets import DATASETS, load_dataset
 from satori_env.tasks.problem import Problem
+from satori_env.tasks.sources import FixedProblems, ProblemSource, make_source
 
 __all__ = [
     "LEVELS",
     "ArithmeticLevel",
     "ArithmeticTasks",
+    "FixedProblems",
     "Problem",
+    "ProblemSource",
     "generate_arithmetic",
     "list_sources",
     "load_problems",
+    "make_source",
 ]
 
 _ARITH_DEFAULT_LIMIT = 1000

@@ -18,9 +18,12 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from satori_env.coat import CONTINUE
 from satori_env.tasks.problem import Problem
 
-__all__ = ["ArithmeticLevel", "ArithmeticTasks", "LEVELS", "SPLITS", "generate_arithmetic"]
+__all__ = ["ArithmeticLevel", "ArithmeticTasks", "LEVELS", "SPLITS", "generate_arithmetic", "write_solution"]
 
 SPLITS = ("train", "test")
 _TEST_BUCKETS = 10  # one arithmetic key in ten is held out
@@ -140,6 +143,17 @@ def generate_arithmetic(level: int, rng: random.Random, split: str = "train") ->
             return problem
 
 
+def write_solution(problem: Problem) -> str:
+    """A correct COAT solution of an arithmetic problem, from its own steps::
+
+        <|continue|>52+83=135<|continue|>135-44=91<|continue|>The answer is \\boxed{91}.
+    """
+    if "steps" not in problem.meta:
+        raise ValueError(f"problem {problem.id} is not a procedural arithmetic problem (no meta['steps'])")
+    steps = "".join(f"{CONTINUE}{s['a']}{s['op']}{s['b']}={s['result']}" for s in problem.meta["steps"])
+    return f"{steps}{CONTINUE}The answer is \\boxed{{{problem.answer}}}."
+
+
 class ArithmeticTasks:
     """An unlimited, seeded stream of arithmetic problems.
 
@@ -172,8 +186,11 @@ class ArithmeticTasks:
         self.weights = list(weights) if weights is not None else None
         self.rng = random.Random(seed)
 
-    def sample(self, rng: random.Random | None = None) -> Problem:
-        """Draw the next problem (from ``rng`` if given, else from the stream's own)."""
+    def sample(self, rng: random.Random | np.random.Generator | None = None) -> Problem:
+        """Draw the next problem: from ``rng`` if given (a ``random.Random`` or a numpy
+        ``Generator``, such as an environment's ``np_random``), else from the stream's own."""
+        if isinstance(rng, np.random.Generator):
+            rng = random.Random(int(rng.integers(2**63)))
         rng = self.rng if rng is None else rng
         level = rng.choices(self.levels, weights=self.weights)[0]
         return generate_arithmetic(level, rng, self.split)

@@ -1,0 +1,364 @@
+"""SatoriMathEnv: mathematical reasoning as a token-level MDP (Gymnasium API)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from satori_env.coat import META_ACTIONS, PromptTemplate, get_template, render_ansi
+from satori_env.rewards import Episode, RewardSpec, make_reward
+from satori_env.tasks import Problem, ProblemSource, make_source
+from satori_env.tasks.sources import FixedProblems
+from satori_env.tokenizer import add_coat_tokens, load_tokenizer
+from satori_env.verifier import Verdict, Verifier, default_verifier
+
+__all__ = ["OBSERVATION_MODES", "SatoriMathEnv"]
+
+OBSERVATION_MODES = ("box", "tokens")
+_PROMPT_SAMPLE = 256  # problems drawn to size the prompt window of an unlimited source
+_PROMPT_CACHE_SIZE = 65536  # encoded prompts kept, by question
+
+
+class SatoriMathEnv(gym.Env):
+    """Solve a math problem by writing a solution token by token, in Satori's COAT format.
+
+    ## Description
+    The state is the prompt (the problem in a prompt template) followed by the tokens written
+    so far. The policy may open steps with the COAT meta-actions ``<|continue|>``,
+    ``<|reflect|>`` and ``<|explore|>`` and should end with the final answer in ``\\boxed{}``.
+
+    ## Action Space
+    ``Discrete(n)``: one token id. ``n = len(tokenizer)``, less one when the padding token is
+    the tokenizer's last id (as in the shipped tokenizer, and wherever the environment had to
+    add a padding token): then every action in the space may be written. Otherwise padding is
+    forbidden by :meth:`action_masks` (the sb3-contrib ``MaskablePPO`` convention). A forbidden
+    or out-of-range action raises ``ValueError``. A model whose embedding has more rows than
+    the tokenizer has ids (Qwen pads to a multiple of 128) uses its first ``n`` logits.
+
+    ## Observation Space
+    ``observation_mode="box"`` (default): ``Dict(tokens=Box(0, len(tokenizer) - 1, (width,), int64),
+    length=Box(0, width, (1,), int64))``, the token ids right-padded with the padding id, so
+    that Gymnasium's and stable-baselines3's checkers and policies work. ``"tokens"``: the ids so
+    far as an int64 array of their own length (``Sequence(Discrete(len(tokenizer)), stack=True)``),
+    for LLM agents that keep their own KV cache.
+    ``width = max_prompt_tokens + max_new_tokens`` (at most ``context_limit``).
+
+    ## Rewards
+    0 on every step but the last; then the sum of the reward terms (default "satori": the
+    verifier's 0/1 minus 1, i.e. 0 when correct and -1 when wrong), each also in
+    ``info["reward_terms"]``. A truncated episode is judged as it stands.
+
+    ## Episode End
+    Terminated when the policy writes EOS (or a stop token of the prompt template). Truncated
+    after ``max_new_tokens`` tokens, or when the context reaches ``context_limit``.
+
+    ## Info
+    On reset: problem id, source, level (-1 where the source has none), prompt length. At the
+    end of an episode, also: the decoded ``completion``, the extracted ``answer``, the ``gold``
+    answer, ``correct``, ``verifier_status``, ``actions`` (count of each meta-action),
+    ``reward_terms``, ``num_new_tokens``.
+
+    ## Arguments
+    tasks: None (procedural arithmetic, levels 1-3), a source name such as "gsm8k:train", a
+        ProblemSource (``sample(np_random)``), or an iterable of Problem.
+    tokenizer: None (the small tokenizer shipped with the package), a tokenizer object, or a
+        local path / hub id. Missing COAT tokens are added to it (resize your model).
+    max_new_tokens: tokens the policy may write per episode (default 256).
+    max_prompt_tokens: prompt window; None sizes it from the tasks (the longest prompt of a
+        finite list; 1.5x the longest of 256 draws from an unlimited source).
+    context_limit: total tokens the policy's model can attend to; None for no extra limit.
+    prompt_template: "compact" (default), "satori", a PromptTemplate, or a string with {question}.
+    observation_mode: "box" or "tokens".
+    reward: None ("satori"), a preset name, or a RewardSpec.
+    render_mode: None or "ansi".
+    verifier: a Verifier; None uses the process-wide one.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 30}
+
+    def __init__(
+        self,
+        tasks: str | ProblemSource | Iterable[Problem] | None = None,
+        tokenizer: Any = None,
+        max_new_tokens: int = 256,
+        max_prompt_tokens: int | None = None,
+        context_limit: int | None = None,
+        prompt_template: str | PromptTemplate = "compact",
+        observation_mode: str = "box",
+        reward: str | RewardSpec | None = None,
+        render_mode: str | None = None,
+        verifier: Verifier | None = None,
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            _reject_unknown_arguments(unknown)
+        if observation_mode not in OBSERVATION_MODES:
+            raise ValueError(f"observation_mode must be one of {OBSERVATION_MODES}, got {observation_mode!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.max_new_tokens = _positive_int("max_new_tokens", max_new_tokens)
+        self.tokenizer = load_tokenizer(tokenizer)
+        add_coat_tokens(self.tokenizer)
+        self.template = get_template(prompt_template)
+        self.source = make_source(tasks)
+        self.reward_spec = make_reward(reward)
+        self.observation_mode = observation_mode
+        self.render_mode = render_mode
+        self.verifier = verifier
+
+        self.vocab_size = len(self.tokenizer)  # token ids, padding included
+        self.pad_id = int(self.tokenizer.pad_token_id)
+        self.eos_id = int(self.tokenizer.eos_token_id)
+        self.stop_ids = frozenset([self.eos_id, *(self._single_token_id(s) for s in self.template.stop)])
+        self._meta_ids = {self._single_token_id(token): name for name, token in META_ACTIONS.items()}
+        forbid_pad = self.pad_id not in self.stop_ids
+        self.num_actions = self.vocab_size - 1 if forbid_pad and self.pad_id == self.vocab_size - 1 else self.vocab_size
+        mask = np.ones(self.num_actions, dtype=bool)
+        if forbid_pad and self.pad_id < self.num_actions:
+            mask[self.pad_id] = False
+        mask.flags.writeable = False
+        self._action_mask = mask
+
+        if max_prompt_tokens is None:
+            max_prompt_tokens = self._size_prompt_window()
+        self.max_prompt_tokens = _positive_int("max_prompt_tokens", max_prompt_tokens)
+        width = self.max_prompt_tokens + self.max_new_tokens
+        if context_limit is not None:
+            width = min(width, _positive_int("context_limit", context_limit))
+        self.width = width
+
+        self.action_space = spaces.Discrete(self.num_actions)
+        if observation_mode == "box":
+            self.observation_space = spaces.Dict(
+                {
+                    "tokens": spaces.Box(0, self.vocab_size - 1, shape=(width,), dtype=np.int64),
+                    "length": spaces.Box(0, width, shape=(1,), dtype=np.int64),
+                }
+            )
+        else:
+            self.observation_space = spaces.Sequence(spaces.Discrete(self.vocab_size), stack=True)
+
+        self._prompt_cache: dict[str, np.ndarray] = {}
+        self._problem: Problem | None = None
+        self._tokens = np.empty(0, dtype=np.int64)
+        self._length = self._prompt_length = 0
+        self._actions = dict.fromkeys(META_ACTIONS, 0)
+        self._done = True
+
+    # -- Gymnasium API -----------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start an episode on a problem drawn from the tasks, or ``options["problem"]``."""
+        super().reset(seed=seed)
+        options = dict(options or {})
+        problem = options.pop("problem", None)
+        if options:
+            raise ValueError(f"unknown reset option(s) {sorted(options)}; valid options: ['problem']")
+        if problem is None:
+            problem = self.source.sample(self.np_random)
+        elif not isinstance(problem, Problem):
+            raise TypeError(f"options['problem'] must be a satori_env.Problem, got {type(problem).__name__}")
+        prompt = self._encode_prompt(problem)
+        self._problem = problem
+        self._tokens = np.full(self.width, self.pad_id, dtype=np.int64)
+        self._tokens[: len(prompt)] = prompt
+        self._length = self._prompt_length = len(prompt)
+        self._actions = dict.fromkeys(META_ACTIONS, 0)
+        self._done = False
+        return self._observation(), self._reset_info()
+
+    def step(self, action):
+        """Append one token; see the class docstring for rewards and the end of an episode."""
+        token = self._check_action(action)
+        ended = self._append([token])
+        return self._transition(ended)
+
+    def step_tokens(self, tokens: Sequence[int] | np.ndarray):
+        """Append many tokens at once; returns exactly what stepping them one by one returns
+        at the last of them (the rewards of the others are 0).
+
+        Every token is checked before any is applied: an invalid token, or a token after the one
+        that ends the episode, raises ``ValueError`` and leaves the state unchanged.
+        """
+        ids = self._check_tokens(tokens)
+        ended = self._append(ids)
+        return self._transition(ended)
+
+    def action_masks(self) -> np.ndarray:
+        """Boolean mask over the action space: True where the token may be written (read-only)."""
+        return self._action_mask
+
+    def render(self) -> str | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() without a render_mode: pass render_mode='ansi' to gym.make")
+            return None
+        if self._problem is None:
+            return ""
+        return render_ansi(self.template.format(self._problem.question), self._decode_completion())
+
+    # -- the MDP, in pieces the vector env reuses ----------------------------------------------
+
+    def _append(self, ids: Sequence[int]) -> tuple[bool, bool] | None:
+        """Write ``ids`` (already checked); (terminated, truncated) when the episode ended."""
+        start = self._length
+        self._tokens[start : start + len(ids)] = ids
+        self._length = start + len(ids)
+        for token in ids:
+            name = self._meta_ids.get(token)
+            if name is not None:
+                self._actions[name] += 1
+        terminated = ids[-1] in self.stop_ids if len(ids) else False
+        truncated = not terminated and (
+            self._length - self._prompt_length >= self.max_new_tokens or self._length >= self.width
+        )
+        if terminated or truncated:
+            self._done = True
+            return terminated, truncated
+        return None
+
+    def _transition(self, ended: tuple[bool, bool] | None):
+        if ended is None:
+            return self._observation(), 0.0, False, False, {}
+        completion = self._decode_completion()
+        verifier = self.verifier or default_verifier()
+        return self._finish(ended, completion, verifier.check(completion, self._problem.answer))
+
+    def _finish(self, ended: tuple[bool, bool], completion: str, verdict: Verdict):
+        """The last transition of an episode, given its decoded completion and the verdict."""
+        terminated, truncated = ended
+        episode = Episode(
+            problem=self._problem,
+            completion=completion,
+            answer=verdict.predicted,
+            correct=verdict.correct,
+            verifier_status=verdict.status,
+            actions=dict(self._actions),
+            num_tokens=self._length - self._prompt_length,
+            truncated=truncated,
+        )
+        terms = self.reward_spec(episode)
+        info = {
+            **self._reset_info(),
+            "completion": episode.completion,
+            "answer": episode.answer,
+            "gold": self._problem.answer,
+            "correct": episode.correct,
+            "verifier_status": episode.verifier_status,
+            "actions": episode.actions,
+            "reward_terms": terms,
+            "num_new_tokens": episode.num_tokens,
+        }
+        return self._observation(), float(sum(terms.values())), terminated, truncated, info
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _observation(self):
+        if self.observation_mode == "tokens":
+            return self._tokens[: self._length].copy()
+        return {"tokens": self._tokens.copy(), "length": np.array([self._length], dtype=np.int64)}
+
+    def _reset_info(self) -> dict[str, Any]:
+        problem = self._problem
+        return {
+            "problem_id": problem.id,
+            "source": problem.source,
+            "level": -1 if problem.level is None else problem.level,
+            "prompt_length": self._prompt_length,
+        }
+
+    def _decode_completion(self) -> str:
+        generated = self._tokens[self._prompt_length : self._length].tolist()
+        if generated and generated[-1] in self.stop_ids:
+            generated = generated[:-1]
+        return self.tokenizer.decode(generated, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    def _encode_prompt(self, problem: Problem) -> np.ndarray:
+        prompt = self._prompt_cache.get(problem.question)
+        if prompt is None:
+            if len(self._prompt_cache) >= _PROMPT_CACHE_SIZE:
+                self._prompt_cache.clear()
+            prompt = np.asarray(self.tokenizer.encode(self.template.format(problem.question)), dtype=np.int64)
+            self._prompt_cache[problem.question] = prompt
+        if len(prompt) > self.max_prompt_tokens or len(prompt) >= self.width:
+            raise ValueError(
+                f"the prompt of problem {problem.id} is {len(prompt)} tokens, more than the prompt "
+                f"window ({self.max_prompt_tokens}) or the context ({self.width}); pass a larger "
+                "max_prompt_tokens (or context_limit) to the environment"
+            )
+        return prompt
+
+    def _size_prompt_window(self) -> int:
+        """The longest prompt of a finite task list; 1.5x the longest of a sample otherwise."""
+        if isinstance(self.source, FixedProblems):
+            problems, margin = self.source.problems, 1.0
+        else:
+            rng = np.random.default_rng(0)
+            problems, margin = [self.source.sample(rng) for _ in range(_PROMPT_SAMPLE)], 1.5
+        texts = [self.template.format(p.question) for p in problems]
+        longest = max(len(ids) for ids in self.tokenizer(texts)["input_ids"])
+        return int(np.ceil(longest * margin))
+
+    def _single_token_id(self, text: str) -> int:
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        if len(ids) != 1:
+            raise ValueError(f"{text!r} must be a single token of the tokenizer, but encodes to {ids}")
+        return ids[0]
+
+    def _check_action(self, action) -> int:
+        if self._done:
+            raise RuntimeError("the episode has ended (or never started): call reset() first")
+        if isinstance(action, np.ndarray) and action.shape == ():
+            action = action.item()
+        if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
+            raise TypeError(f"an action is one token id (an int), got {type(action).__name__}: {action!r:.80}")
+        return self._check_ids(np.asarray([action], dtype=np.int64))[0]
+
+    def _check_tokens(self, tokens) -> list[int]:
+        if self._done:
+            raise RuntimeError("the episode has ended (or never started): call reset() first")
+        ids = np.asarray(tokens)
+        if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
+            raise TypeError(f"tokens must be a 1-D sequence of token ids, got {type(tokens).__name__} of shape {ids.shape}")
+        checked = self._check_ids(ids.astype(np.int64, copy=False))
+        room = min(self.max_new_tokens - (self._length - self._prompt_length), self.width - self._length)
+        ends = [i for i, token in enumerate(checked[:room]) if token in self.stop_ids]
+        last = ends[0] if ends else room - 1
+        if len(checked) > last + 1:
+            raise ValueError(
+                f"{len(checked) - last - 1} token(s) after the episode ends (at token {last} of {len(checked)}: "
+                f"{'a stop token' if ends else 'the token limit'}); pass only the tokens up to the end"
+            )
+        return checked
+
+    def _check_ids(self, ids: np.ndarray) -> list[int]:
+        bad = (ids < 0) | (ids >= self.num_actions)
+        if bad.any():
+            token = int(ids[bad][0])
+            what = " (the padding token)" if token == self.pad_id else ""
+            raise ValueError(f"token id {token}{what} is outside the action space Discrete({self.num_actions})")
+        forbidden = ~self._action_mask[ids]
+        if forbidden.any():
+            raise ValueError(f"token id {int(ids[forbidden][0])} is the padding token; action_masks() lists the allowed ids")
+        return ids.tolist()
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _reject_unknown_arguments(unknown: dict[str, Any]) -> None:
+    import inspect
+
+    valid = [name for name in inspect.signature(SatoriMathEnv.__init__).parameters if name not in ("self", "unknown")]
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, valid, n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise TypeError(f"unknown argument(s) {', '.join(hints)} for SatoriMathEnv; valid arguments: {', '.join(valid)}")

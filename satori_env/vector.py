@@ -1,0 +1,147 @@
+"""SatoriMathVectorEnv: many SatoriMath episodes stepped together, for LLM rollouts.
+
+``gym.make_vec("SatoriMath-v0", num_envs=N)`` returns it (``vectorization_mode="sync"`` or
+``"async"`` give Gymnasium's generic vector envs instead). Compared with those it
+
+* steps all copies in one process with one vectorised action check,
+* takes whole completions per copy with :meth:`step_tokens` (the fast path an LLM rollout
+  uses: generate, then apply),
+* verifies all episodes that end in a step in one :meth:`Verifier.check_batch` call, and
+* resets finished copies in the same step (``AutoresetMode.SAME_STEP``): the returned
+  observation is the new episode's; the finished one's is in ``info["final_obs"]`` and its
+  info in ``info["final_info"]``.
+
+The copies share one tokenizer and one problem source (so a curriculum sees every episode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from satori_env.env import SatoriMathEnv
+from satori_env.verifier import default_verifier
+
+__all__ = ["SatoriMathVectorEnv"]
+
+
+class SatoriMathVectorEnv(VectorEnv):
+    """``num_envs`` copies of :class:`SatoriMathEnv`; every other argument goes to each copy.
+
+    Seeding: ``reset(seed=s)`` seeds copy ``i`` with ``s + i``; a list seeds each copy.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": ["ansi"]}
+
+    def __init__(self, num_envs: int = 1, **env_kwargs: Any) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        first = SatoriMathEnv(**env_kwargs)
+        shared = {"tokenizer": first.tokenizer, "tasks": first.source, "max_prompt_tokens": first.max_prompt_tokens}
+        self.envs = [first] + [SatoriMathEnv(**{**env_kwargs, **shared}) for _ in range(num_envs - 1)]
+        self.num_envs = num_envs
+        self.render_mode = first.render_mode
+        self.single_observation_space = first.observation_space
+        self.single_action_space = first.action_space
+        self.observation_space = batch_space(first.observation_space, num_envs)
+        self.action_space = batch_space(first.action_space, num_envs)
+        self._action_mask = first.action_masks()
+
+    @property
+    def tokenizer(self):
+        return self.envs[0].tokenizer
+
+    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
+        """Reset every copy (``options`` go to each)."""
+        if seed is None or isinstance(seed, (int, np.integer)):
+            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"reset(seed=...) got {len(seeds)} seeds for {self.num_envs} environments")
+        infos = {}
+        for i, (env, env_seed) in enumerate(zip(self.envs, seeds)):
+            _, info = env.reset(seed=env_seed, options=options)
+            infos = self._add_info(infos, info, i)
+        return self._observations(), infos
+
+    def step(self, actions):
+        """One token per copy: ``actions`` has shape ``(num_envs,)``."""
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs,) or not np.issubdtype(actions.dtype, np.integer):
+            raise ValueError(f"actions must be {self.num_envs} token ids, got an array of shape {actions.shape} and dtype {actions.dtype}")
+        if any(env._done for env in self.envs):
+            raise RuntimeError("a copy has no running episode: call reset() first")
+        checked = self.envs[0]._check_ids(actions.astype(np.int64, copy=False))
+        return self._advance([(token,) for token in checked])
+
+    def step_tokens(self, tokens: Sequence[Sequence[int]] | np.ndarray):
+        """Apply a chunk of tokens to each copy: ``tokens[i]`` goes to copy ``i``.
+
+        Rows of a 2-D array (as a generation engine returns them) are cut after the first
+        stop token, and trailing padding is dropped; each row must then fit the copy's episode
+        (see :meth:`SatoriMathEnv.step_tokens`). Returns what :meth:`step` returns; rewards
+        are those of the chunk's last token.
+        """
+        if len(tokens) != self.num_envs:
+            raise ValueError(f"step_tokens needs one token sequence per environment ({self.num_envs}), got {len(tokens)}")
+        rows = [self._trim(np.asarray(row)) for row in tokens]
+        checked = [env._check_tokens(row) for env, row in zip(self.envs, rows)]
+        return self._advance(checked)
+
+    def action_masks(self) -> np.ndarray:
+        """``(num_envs, vocab_size)`` boolean masks (the same for every copy)."""
+        return np.broadcast_to(self._action_mask, (self.num_envs, self._action_mask.size))
+
+    def render(self) -> tuple[str | None, ...]:
+        return tuple(env.render() for env in self.envs)
+
+    def close_extras(self, **kwargs: Any) -> None:
+        for env in self.envs:
+            env.close()
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _trim(self, row: np.ndarray) -> np.ndarray:
+        env = self.envs[0]
+        stops = np.flatnonzero(np.isin(row, list(env.stop_ids)))
+        if stops.size:
+            return row[: stops[0] + 1]
+        keep = len(row)
+        while keep and row[keep - 1] == env.pad_id:
+            keep -= 1
+        return row[:keep]
+
+    def _advance(self, chunks: list[Sequence[int]]):
+        ended = [env._append(chunk) for env, chunk in zip(self.envs, chunks)]
+        finished = [i for i, end in enumerate(ended) if end is not None]
+        completions = {i: self.envs[i]._decode_completion() for i in finished}
+        verifier = self.envs[0].verifier or default_verifier()
+        verdicts = verifier.check_batch([(completions[i], self.envs[i]._problem.answer) for i in finished])
+        verdict_of = dict(zip(finished, verdicts))
+
+        infos = {}
+        rewards = np.zeros(self.num_envs, dtype=np.float64)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        for i in finished:
+            env = self.envs[i]
+            final_obs, rewards[i], terminated[i], truncated[i], final_info = env._finish(ended[i], completions[i], verdict_of[i])
+            infos = self._add_info(infos, {"final_obs": final_obs, "final_info": final_info}, i)
+            _, info = env.reset()
+            infos = self._add_info(infos, info, i)
+        return self._observations(), rewards, terminated, truncated, infos
+
+    def _observations(self):
+        """The batched observation, built straight from the copies' token buffers."""
+        if isinstance(self.single_observation_space, spaces.Dict):
+            return {
+                "tokens": np.stack([env._tokens for env in self.envs]),
+                "length": np.array([[env._length] for env in self.envs], dtype=np.int64),
+            }
+        return tuple(env._observation() for env in self.envs)
