@@ -3,6 +3,7 @@
     satori datasets            # list the problem sources
     satori datasets --check    # verify every benchmark's reference solutions against its gold answers
     satori verify "... \\boxed{0.5}" "\\frac{1}{2}"
+    satori train-rm --out runs/reward-model   # the outcome reward model of the preference bonus
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Annotated, Any
 import tyro
 from tqdm import tqdm
 
+from agents.reward_model import RewardModelArgs
 from satori_env.tasks import list_sources, load_problems
 from satori_env.tasks.datasets import reference_solution
 from satori_env.verifier import DEFAULT_TIMEOUT_S, Verifier
@@ -78,6 +80,13 @@ def run_verify(args: VerifyArgs) -> int:
     return 0 if verdict.correct else 1
 
 
+def run_train_rm(args: RewardModelArgs) -> int:
+    metrics = args.run()
+    print(" ".join(f"{name}={value:.4f}" for name, value in metrics.items()))
+    print(f"saved to {args.out}/model (load with agents.reward_model.OutcomeRewardModel.from_pretrained)")
+    return 0
+
+
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """A GitHub-markdown table, readable in a terminal and pastable into a README."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
@@ -88,6 +97,7 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 COMMANDS: dict[str, tuple[type, Callable[[Any], int]]] = {
     "datasets": (DatasetsArgs, run_datasets),
     "verify": (VerifyArgs, run_verify),
+    "train-rm": (RewardModelArgs, run_train_rm),
 }
 
 

@@ -25,8 +25,9 @@ import time
 
 import numpy as np
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessor, LogitsProcessorList
+from transformers import LlamaForCausalLM, LogitsProcessor, LogitsProcessorList
 
+from agents.models import llama_config
 from satori_env import SatoriMathEnv, SatoriMathVectorEnv
 from satori_env.verifier import default_verifier
 
@@ -36,17 +37,7 @@ BATCH, NEW_TOKENS = 64, 128
 def tiny_model(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
     """About 1M parameters, random weights (timing does not depend on training)."""
     torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=128,
-        intermediate_size=384,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=1024,
-        tie_word_embeddings=True,
-    )
-    return LlamaForCausalLM(config).eval()
+    return LlamaForCausalLM(llama_config("1m", vocab_size)).eval()
 
 
 def left_padded_prompts(envs: SatoriMathVectorEnv) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,7 +10,8 @@ from gymnasium.envs.registration import register
 
 from satori_env.coat import CONTINUE, EXPLORE, META_ACTIONS, PROMPT_TEMPLATES, REFLECT, PromptTemplate
 from satori_env.env import SatoriMathEnv
-from satori_env.rewards import Episode, RewardSpec
+from satori_env.restart import RestartBuffer, RestartState, Trajectory
+from satori_env.rewards import Episode, LengthPenalty, PreferenceBonus, ReflectionBonus, RewardSpec
 from satori_env.tasks import ArithmeticTasks, Problem, generate_arithmetic, list_sources, load_problems
 from satori_env.vector import SatoriMathVectorEnv
 from satori_env.verifier import Verdict, Verifier, VerifierStats, extract_answer, verify, verify_batch
@@ -40,11 +41,17 @@ __all__ = [
     "REFLECT",
     "ArithmeticTasks",
     "Episode",
+    "LengthPenalty",
+    "PreferenceBonus",
     "PromptTemplate",
+    "ReflectionBonus",
+    "RestartBuffer",
+    "RestartState",
     "RewardSpec",
     "SatoriMathEnv",
     "SatoriMathVectorEnv",
     "Problem",
+    "Trajectory",
     "Verdict",
     "Verifier",
     "VerifierStats",

@@ -25,6 +25,7 @@ __all__ = [
     "PromptTemplate",
     "count_actions",
     "get_template",
+    "is_well_formed",
     "render_ansi",
     "split_steps",
 ]
@@ -119,6 +120,28 @@ def split_steps(completion: str) -> list[CoatStep]:
 def count_actions(completion: str) -> dict[str, int]:
     """How often each meta-action occurs: ``{"continue": n, "reflect": n, "explore": n}``."""
     return {name: completion.count(token) for name, token in META_ACTIONS.items()}
+
+
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
+
+
+def is_well_formed(completion: str) -> bool:
+    """Well-formed COAT: the response opens with a meta-action (leading whitespace aside), every
+    step has content, and the last step holds exactly one ``\\boxed{}`` final answer.
+
+    >>> is_well_formed("<|continue|>2+3=5<|continue|>The answer is \\\\boxed{5}.")
+    True
+    >>> is_well_formed("2+3=5, so \\\\boxed{5}"), is_well_formed("<|continue|><|continue|>\\\\boxed{5}")
+    (False, False)
+    """
+    steps = split_steps(completion)
+    if steps and steps[0].action is None:
+        if steps[0].text.strip():
+            return False
+        steps = steps[1:]
+    if not steps or any(not step.text.strip() for step in steps):
+        return False
+    return len(_BOX.findall(steps[-1].text)) == 1
 
 
 _COLOURS = {"continue": "\x1b[32m", "reflect": "\x1b[33m", "explore": "\x1b[35m", None: ""}

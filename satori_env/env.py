@@ -11,7 +11,8 @@ import numpy as np
 from gymnasium import spaces
 
 from satori_env.coat import META_ACTIONS, PromptTemplate, get_template, render_ansi
-from satori_env.rewards import Episode, RewardSpec, make_reward
+from satori_env.restart import RestartBuffer, RestartState, Trajectory
+from satori_env.rewards import Episode, RewardSpec, Scorer, make_reward
 from satori_env.tasks import Problem, ProblemSource, make_source
 from satori_env.tasks.sources import FixedProblems
 from satori_env.tokenizer import add_coat_tokens, load_tokenizer
@@ -49,19 +50,29 @@ class SatoriMathEnv(gym.Env):
     ``width = max_prompt_tokens + max_new_tokens`` (at most ``context_limit``).
 
     ## Rewards
-    0 on every step but the last; then the sum of the reward terms (default "satori": the
-    verifier's 0/1 minus 1, i.e. 0 when correct and -1 when wrong), each also in
-    ``info["reward_terms"]``. A truncated episode is judged as it stands.
+    0 on every step but the last; then the sum of the reward terms, each also in
+    ``info["reward_terms"]``. Default "satori": the verifier's 0/1 minus 1 (0 when correct, -1
+    when wrong), plus the reflection bonus of restarted episodes (+0.5 for fixing a wrong
+    prefix, -0.5 for breaking a right one), plus sigmoid(scorer) when a ``scorer`` is given.
+    A truncated episode is judged as it stands.
+
+    ## Restart-and-Explore
+    With a ``restart_buffer``, a share ``restart_prob`` of episodes starts from a restart state:
+    the prompt followed by a prefix of an earlier trajectory ending in ``<|reflect|>``.
+    ``reset(options={"restart_state": state})`` pins one.
 
     ## Episode End
     Terminated when the policy writes EOS (or a stop token of the prompt template). Truncated
     after ``max_new_tokens`` tokens, or when the context reaches ``context_limit``.
 
     ## Info
-    On reset: problem id, source, level (-1 where the source has none), prompt length. At the
-    end of an episode, also: the decoded ``completion``, the extracted ``answer``, the ``gold``
-    answer, ``correct``, ``verifier_status``, ``actions`` (count of each meta-action),
-    ``reward_terms``, ``num_new_tokens``.
+    On reset: problem id, source, level (-1 where the source has none), ``prompt_length`` (the
+    tokens of the state the policy continues, a restart prefix included), ``restart``
+    (``from_restart``, ``reflect_status``, ``prefix_tokens``). At the end of an episode, also:
+    the decoded ``completion`` (everything after the problem's prompt, a restart prefix
+    included), the extracted ``answer``, the ``gold`` answer, ``correct``, ``verifier_status``,
+    ``actions`` (count of each meta-action), ``reward_terms``, ``num_new_tokens``, and the
+    ``trajectory`` (for :meth:`RestartBuffer.add_trajectories`).
 
     ## Arguments
     tasks: None (procedural arithmetic, levels 1-3), a source name such as "gsm8k:train", a
@@ -74,7 +85,10 @@ class SatoriMathEnv(gym.Env):
     context_limit: total tokens the policy's model can attend to; None for no extra limit.
     prompt_template: "compact" (default), "satori", a PromptTemplate, or a string with {question}.
     observation_mode: "box" or "tokens".
-    reward: None ("satori"), a preset name, or a RewardSpec.
+    reward: None ("satori"), a preset name, a list or dict of terms, or a RewardSpec.
+    scorer: an outcome reward model ``(problem, completion) -> float`` for the preference bonus.
+    restart_buffer: a RestartBuffer to draw restart states from.
+    restart_prob: share of episodes that start from a restart state (default 0.5).
     render_mode: None or "ansi".
     verifier: a Verifier; None uses the process-wide one.
     """
@@ -90,7 +104,10 @@ class SatoriMathEnv(gym.Env):
         context_limit: int | None = None,
         prompt_template: str | PromptTemplate = "compact",
         observation_mode: str = "box",
-        reward: str | RewardSpec | None = None,
+        reward: Any = None,
+        scorer: Scorer | None = None,
+        restart_buffer: RestartBuffer | None = None,
+        restart_prob: float = 0.5,
         render_mode: str | None = None,
         verifier: Verifier | None = None,
         **unknown: Any,
@@ -106,7 +123,7 @@ class SatoriMathEnv(gym.Env):
         add_coat_tokens(self.tokenizer)
         self.template = get_template(prompt_template)
         self.source = make_source(tasks)
-        self.reward_spec = make_reward(reward)
+        self.reward_spec = make_reward(reward, scorer)
         self.observation_mode = observation_mode
         self.render_mode = render_mode
         self.verifier = verifier
@@ -124,8 +141,16 @@ class SatoriMathEnv(gym.Env):
         mask.flags.writeable = False
         self._action_mask = mask
 
+        if not 0.0 <= restart_prob <= 1.0:
+            raise ValueError(f"restart_prob must be in [0, 1], got {restart_prob!r}")
+        self.restart_buffer, self.restart_prob = restart_buffer, float(restart_prob)
+        if restart_buffer is not None:
+            self._check_restart_buffer(restart_buffer)
+
         if max_prompt_tokens is None:
             max_prompt_tokens = self._size_prompt_window()
+            if restart_buffer is not None:  # room for a prefix: up to a whole response and <|reflect|>
+                max_prompt_tokens += self.max_new_tokens + 1
         self.max_prompt_tokens = _positive_int("max_prompt_tokens", max_prompt_tokens)
         width = self.max_prompt_tokens + self.max_new_tokens
         if context_limit is not None:
@@ -145,30 +170,56 @@ class SatoriMathEnv(gym.Env):
 
         self._prompt_cache: dict[str, np.ndarray] = {}
         self._problem: Problem | None = None
+        self._restart: RestartState | None = None
         self._tokens = np.empty(0, dtype=np.int64)
-        self._length = self._prompt_length = 0
+        self._length = self._prompt_length = self._start = 0
         self._actions = dict.fromkeys(META_ACTIONS, 0)
         self._done = True
 
     # -- Gymnasium API -----------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        """Start an episode on a problem drawn from the tasks, or ``options["problem"]``."""
+        """Start an episode: on ``options["problem"]`` or ``options["restart_state"]`` if given,
+        else on a restart state (with probability ``restart_prob``, when there is a restart
+        buffer) or a problem drawn from the tasks."""
         super().reset(seed=seed)
         options = dict(options or {})
-        problem = options.pop("problem", None)
+        problem, restart = options.pop("problem", None), options.pop("restart_state", None)
         if options:
-            raise ValueError(f"unknown reset option(s) {sorted(options)}; valid options: ['problem']")
-        if problem is None:
+            raise ValueError(f"unknown reset option(s) {sorted(options)}; valid options: ['problem', 'restart_state']")
+        if problem is not None and restart is not None:
+            raise ValueError("pass options['problem'] or options['restart_state'], not both")
+        if restart is None and problem is None and self.restart_buffer is not None and len(self.restart_buffer):
+            if self.np_random.random() < self.restart_prob:
+                restart = self.restart_buffer.sample(self.np_random)
+        if restart is not None:
+            if not isinstance(restart, RestartState):
+                raise TypeError(f"options['restart_state'] must be a RestartState, got {type(restart).__name__}")
+            problem = restart.problem
+        elif problem is None:
             problem = self.source.sample(self.np_random)
         elif not isinstance(problem, Problem):
             raise TypeError(f"options['problem'] must be a satori_env.Problem, got {type(problem).__name__}")
         prompt = self._encode_prompt(problem)
-        self._problem = problem
+        prefix = np.asarray(restart.prefix if restart is not None else (), dtype=np.int64)
+        start = len(prompt) + len(prefix)
+        if start > self.max_prompt_tokens or start >= self.width:
+            raise ValueError(
+                f"the restart state of problem {problem.id} is {start} tokens, more than the prompt window "
+                f"({self.max_prompt_tokens}) or the context ({self.width}); pass a larger max_prompt_tokens"
+            )
+        if len(prefix):
+            self._check_ids(prefix)
+        self._problem, self._restart = problem, restart
         self._tokens = np.full(self.width, self.pad_id, dtype=np.int64)
         self._tokens[: len(prompt)] = prompt
-        self._length = self._prompt_length = len(prompt)
+        self._tokens[len(prompt) : start] = prefix
+        self._prompt_length, self._start, self._length = len(prompt), start, start
         self._actions = dict.fromkeys(META_ACTIONS, 0)
+        for token in prefix.tolist():
+            name = self._meta_ids.get(token)
+            if name is not None:
+                self._actions[name] += 1
         self._done = False
         return self._observation(), self._reset_info()
 
@@ -214,7 +265,7 @@ class SatoriMathEnv(gym.Env):
                 self._actions[name] += 1
         terminated = ids[-1] in self.stop_ids if len(ids) else False
         truncated = not terminated and (
-            self._length - self._prompt_length >= self.max_new_tokens or self._length >= self.width
+            self._length - self._start >= self.max_new_tokens or self._length >= self.width
         )
         if terminated or truncated:
             self._done = True
@@ -226,22 +277,28 @@ class SatoriMathEnv(gym.Env):
             return self._observation(), 0.0, False, False, {}
         completion = self._decode_completion()
         verifier = self.verifier or default_verifier()
-        return self._finish(ended, completion, verifier.check(completion, self._problem.answer))
+        episode = self._episode(ended, completion, verifier.check(completion, self._problem.answer))
+        return self._finish(ended, episode, self.reward_spec(episode))
 
-    def _finish(self, ended: tuple[bool, bool], completion: str, verdict: Verdict):
-        """The last transition of an episode, given its decoded completion and the verdict."""
-        terminated, truncated = ended
-        episode = Episode(
+    def _episode(self, ended: tuple[bool, bool], completion: str, verdict: Verdict) -> Episode:
+        """The episode that just ended, as reward terms see it."""
+        return Episode(
             problem=self._problem,
             completion=completion,
             answer=verdict.predicted,
             correct=verdict.correct,
             verifier_status=verdict.status,
             actions=dict(self._actions),
-            num_tokens=self._length - self._prompt_length,
-            truncated=truncated,
+            num_tokens=self._length - self._start,
+            truncated=ended[1],
+            reflect_status=0 if self._restart is None else self._restart.reflect_status,
         )
-        terms = self.reward_spec(episode)
+
+    def _finish(self, ended: tuple[bool, bool], episode: Episode, terms: dict[str, float]):
+        """The last transition of an episode, given the values of its reward terms."""
+        terminated, truncated = ended
+        end = self._length - 1 if terminated else self._length  # without the stop token
+        response = self._tokens[self._prompt_length : end].tolist()
         info = {
             **self._reset_info(),
             "completion": episode.completion,
@@ -252,6 +309,7 @@ class SatoriMathEnv(gym.Env):
             "actions": episode.actions,
             "reward_terms": terms,
             "num_new_tokens": episode.num_tokens,
+            "trajectory": Trajectory(self._problem, tuple(response), episode.correct, finished=terminated),
         }
         return self._observation(), float(sum(terms.values())), terminated, truncated, info
 
@@ -264,11 +322,17 @@ class SatoriMathEnv(gym.Env):
 
     def _reset_info(self) -> dict[str, Any]:
         problem = self._problem
+        restart = self._restart
         return {
             "problem_id": problem.id,
             "source": problem.source,
             "level": -1 if problem.level is None else problem.level,
-            "prompt_length": self._prompt_length,
+            "prompt_length": self._start,
+            "restart": {
+                "from_restart": restart is not None,
+                "reflect_status": 0 if restart is None else restart.reflect_status,
+                "prefix_tokens": self._start - self._prompt_length,
+            },
         }
 
     def _decode_completion(self) -> str:
@@ -303,6 +367,16 @@ class SatoriMathEnv(gym.Env):
         longest = max(len(ids) for ids in self.tokenizer(texts)["input_ids"])
         return int(np.ceil(longest * margin))
 
+    def _check_restart_buffer(self, buffer: RestartBuffer) -> None:
+        if not isinstance(buffer, RestartBuffer):
+            raise TypeError(f"restart_buffer must be a satori_env.RestartBuffer, got {type(buffer).__name__}")
+        ids = {name: token for token, name in self._meta_ids.items()}
+        if buffer.meta_token_ids != ids:
+            raise ValueError(
+                f"the restart buffer was built for a tokenizer whose COAT token ids are {buffer.meta_token_ids}; "
+                f"this environment's are {ids}"
+            )
+
     def _single_token_id(self, text: str) -> int:
         ids = self.tokenizer.encode(text, add_special_tokens=False)
         if len(ids) != 1:
@@ -325,7 +399,7 @@ class SatoriMathEnv(gym.Env):
         if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
             raise TypeError(f"tokens must be a 1-D sequence of token ids, got {type(tokens).__name__} of shape {ids.shape}")
         checked = self._check_ids(ids.astype(np.int64, copy=False))
-        room = min(self.max_new_tokens - (self._length - self._prompt_length), self.width - self._length)
+        room = min(self.max_new_tokens - (self._length - self._start), self.width - self._length)
         ends = [i for i, token in enumerate(checked[:room]) if token in self.stop_ids]
         last = ends[0] if ends else room - 1
         if len(checked) > last + 1:

@@ -11,7 +11,9 @@
   observation is the new episode's; the finished one's is in ``info["final_obs"]`` and its
   info in ``info["final_info"]``.
 
-The copies share one tokenizer and one problem source (so a curriculum sees every episode).
+The copies share one tokenizer, one problem source (so a curriculum sees every episode), one
+restart buffer and one reward; reward terms with a ``batch`` method (a neural scorer) are
+called once per step for all episodes that end.
 """
 
 from __future__ import annotations
@@ -42,7 +44,12 @@ class SatoriMathVectorEnv(VectorEnv):
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
         first = SatoriMathEnv(**env_kwargs)
-        shared = {"tokenizer": first.tokenizer, "tasks": first.source, "max_prompt_tokens": first.max_prompt_tokens}
+        shared = {
+            "tokenizer": first.tokenizer,
+            "tasks": first.source,
+            "max_prompt_tokens": first.max_prompt_tokens,
+            "reward": first.reward_spec,
+        }
         self.envs = [first] + [SatoriMathEnv(**{**env_kwargs, **shared}) for _ in range(num_envs - 1)]
         self.num_envs = num_envs
         self.render_mode = first.render_mode
@@ -129,9 +136,11 @@ class SatoriMathVectorEnv(VectorEnv):
         rewards = np.zeros(self.num_envs, dtype=np.float64)
         terminated = np.zeros(self.num_envs, dtype=bool)
         truncated = np.zeros(self.num_envs, dtype=bool)
-        for i in finished:
+        episodes = [self.envs[i]._episode(ended[i], completions[i], verdict_of[i]) for i in finished]
+        terms_of = dict(zip(finished, self.envs[0].reward_spec.batch(episodes)))  # one scorer call
+        for i, episode in zip(finished, episodes):
             env = self.envs[i]
-            final_obs, rewards[i], terminated[i], truncated[i], final_info = env._finish(ended[i], completions[i], verdict_of[i])
+            final_obs, rewards[i], terminated[i], truncated[i], final_info = env._finish(ended[i], episode, terms_of[i])
             infos = self._add_info(infos, {"final_obs": final_obs, "final_info": final_info}, i)
             _, info = env.reset()
             infos = self._add_info(infos, info, i)

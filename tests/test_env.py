@@ -59,7 +59,7 @@ def test_correct_solution_gets_the_top_reward_and_a_full_info(env):
         _, reward, terminated, truncated, info = env.step(token)
     assert (reward, terminated, truncated) == (0.0, True, False)
     assert info["correct"] and info["answer"] == problem.answer == info["gold"]
-    assert info["reward_terms"] == {"rule": 0.0} and info["verifier_status"] == "ok"
+    assert info["reward_terms"] == {"rule": 0.0, "reflection": 0.0} and info["verifier_status"] == "ok"
     assert info["actions"] == {"continue": len(problem.meta["steps"]) + 1, "reflect": 0, "explore": 0}
     assert info["completion"].startswith("<|continue|>") and info["completion"].endswith(f"\\boxed{{{problem.answer}}}.")
     assert info["problem_id"] == problem.id and info["num_new_tokens"] == len(solution_tokens(env, problem))
@@ -146,7 +146,7 @@ def test_reset_options_pin_a_problem(env):
     problem = Problem("pinned", "What is 2+3?", "5", "demo")
     _, info = env.reset(options={"problem": problem})
     assert info["problem_id"] == "pinned" and env.unwrapped._problem is problem
-    with pytest.raises(ValueError, match=r"unknown reset option\(s\) \['restart'\]; valid options: \['problem'\]"):
+    with pytest.raises(ValueError, match=r"unknown reset option\(s\) \['restart'\]; valid options: \['problem', 'restart_state'\]"):
         env.reset(options={"restart": 1})
     with pytest.raises(TypeError, match="must be a satori_env.Problem"):
         env.reset(options={"problem": "What is 2+3?"})

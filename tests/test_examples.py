@@ -26,3 +26,13 @@ def test_random_agent_plays_whole_episodes(capsys):
     assert returns == [-1.0, -1.0]  # random tokens do not solve arithmetic
     assert capsys.readouterr().out.count("episode ") == 2
 
+
+
+def test_reward_shaping_table(capsys):
+    table = load("reward_shaping").main()
+    totals = {name: {preset: sum(terms.values()) for preset, terms in row.items()} for name, row in table.items()}
+    assert totals["correct"]["satori"] == 0.0 and totals["wrong answer"]["satori"] == -1.0
+    assert totals["restart from wrong, fixed"]["satori"] == 0.5 and totals["restart from right, broken"]["satori"] == -1.5
+    assert table["no COAT format"]["custom"]["format"] == -0.5 and table["self-correcting"]["custom"]["checked"] == 0.25
+    assert [totals[name]["binary"] for name in table] == [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0]
+    assert "| restart from wrong, fixed |" in capsys.readouterr().out

@@ -1,0 +1,262 @@
+"""Restart-and-Explore (RAE): restart states derived from past trajectories, as Satori does.
+
+A finished trajectory (the tokens a policy wrote after a problem's prompt, and whether its
+answer was right) yields restart states: its prefixes cut at COAT step boundaries (before a
+meta-action token, and at the very end), the last ``max_backtrack + 1`` of them, each with
+``<|reflect|>`` appended. A state is labelled ``reflect_status`` -1 if the trajectory was wrong
+and +1 if it was right; the reflection bonus (:class:`satori_env.rewards.ReflectionBonus`) then
+rewards fixing a wrong prefix and penalises breaking a right one.
+
+File format of :meth:`RestartBuffer.save` (gzip-compressed JSON, written atomically)::
+
+    {"format": "satori-env/restart-buffer", "version": 1, "sha256": <hex of the payload JSON>,
+     "payload": {"config": {...}, "problems": [Problem.to_dict(), ...],
+                 "states": [[problem_index, [prefix token ids], reflect_status], ...],
+                 "pass_counts": {problem_id: [correct, total]}, "rng": <numpy PCG64 state>}}
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from satori_env.atomic import atomic_write
+from satori_env.coat import META_ACTIONS
+from satori_env.tasks.problem import Problem
+
+__all__ = ["STRATEGIES", "RestartBuffer", "RestartState", "Trajectory"]
+
+FORMAT = "satori-env/restart-buffer"
+VERSION = 1
+STRATEGIES = ("uniform", "balanced", "frontier")
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A finished episode as the restart buffer takes it (the environment puts one in the final
+    ``info["trajectory"]``).
+
+    Attributes:
+        problem: the problem it answered.
+        response: token ids after the problem's prompt (a restart prefix included), without the
+            final stop token.
+        correct: whether its final answer was right.
+        finished: it ended with a stop token (truncated trajectories give no restart states).
+    """
+
+    problem: Problem
+    response: tuple[int, ...]
+    correct: bool
+    finished: bool = True
+
+
+@dataclass(frozen=True)
+class RestartState:
+    """Where a restarted episode begins: the problem's prompt followed by ``prefix``.
+
+    Attributes:
+        problem: the problem.
+        prefix: response tokens to continue from, ending with ``<|reflect|>``.
+        reflect_status: -1 if the prefix came from a wrong trajectory, +1 from a right one.
+    """
+
+    problem: Problem
+    prefix: tuple[int, ...]
+    reflect_status: int
+
+
+class RestartBuffer:
+    """Restart states from past trajectories, with sampling strategies and exact save/load.
+
+    Args:
+        tokenizer: the environment's tokenizer (None: the shipped one), for the ids of the
+            meta-action tokens. A buffer only serves environments with the same ids.
+        capacity: most restart states kept; the oldest go first.
+        strategy: "uniform" over states; "balanced": a problem uniformly, then one of its
+            states; "frontier": problems weighted by p(1-p) of their pass rate p, so that those
+            neither always solved nor never solved come up most (falls back to "balanced" while
+            no problem has a pass rate strictly between 0 and 1).
+        max_backtrack: how many step boundaries before the end also give states (0: only the
+            whole response followed by ``<|reflect|>``).
+        seed: seed of the buffer's own generator (used when ``sample`` gets no ``rng``).
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any = None,
+        capacity: int = 10_000,
+        strategy: str = "uniform",
+        max_backtrack: int = 2,
+        seed: int | None = 0,
+    ) -> None:
+        if tokenizer is None:
+            from satori_env.tokenizer import default_tokenizer
+
+            tokenizer = default_tokenizer()
+        ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in META_ACTIONS.items()}
+        if any(i is None or i == tokenizer.unk_token_id for i in ids.values()):
+            raise ValueError(f"the tokenizer lacks COAT tokens ({ids}); run satori_env.tokenizer.add_coat_tokens on it first")
+        self._configure({"meta_token_ids": ids, "capacity": capacity, "strategy": strategy, "max_backtrack": max_backtrack})
+        self.rng = np.random.default_rng(seed)
+        self._states: list[RestartState] = []
+        self._pass_counts: dict[str, list[int]] = {}
+        self._index: dict[str, list[int]] | None = None  # problem id -> positions, rebuilt lazily
+
+    def _configure(self, config: Mapping[str, Any]) -> None:
+        if config["strategy"] not in STRATEGIES:
+            raise ValueError(f"unknown restart strategy {config['strategy']!r}; valid strategies: {list(STRATEGIES)}")
+        for name in ("capacity", "max_backtrack"):
+            value = config[name]
+            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "capacity" else 0):
+                raise ValueError(f"{name} must be an int >= {1 if name == 'capacity' else 0}, got {value!r}")
+        self.meta_token_ids: dict[str, int] = {name: int(i) for name, i in config["meta_token_ids"].items()}
+        self.capacity, self.strategy, self.max_backtrack = config["capacity"], config["strategy"], config["max_backtrack"]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {
+            "meta_token_ids": dict(self.meta_token_ids),
+            "capacity": self.capacity,
+            "strategy": self.strategy,
+            "max_backtrack": self.max_backtrack,
+        }
+
+    # -- filling -----------------------------------------------------------------------------------
+
+    def derive(self, trajectory: Trajectory) -> list[RestartState]:
+        """The restart states of one trajectory (none for an unfinished one), earliest first."""
+        if not trajectory.finished:
+            return []
+        tokens = tuple(int(t) for t in trajectory.response)
+        meta = set(self.meta_token_ids.values())
+        cuts = [i for i, token in enumerate(tokens) if token in meta and i > 0]
+        if tokens:
+            cuts.append(len(tokens))
+        reflect = self.meta_token_ids["reflect"]
+        status = 1 if trajectory.correct else -1
+        return [RestartState(trajectory.problem, tokens[:cut] + (reflect,), status) for cut in cuts[-(self.max_backtrack + 1) :]]
+
+    def add(self, trajectory: Trajectory) -> list[RestartState]:
+        """Record one trajectory (its outcome counts towards its problem's pass rate) and keep
+        its restart states; returns them."""
+        return self.add_trajectories([trajectory])
+
+    def add_trajectories(self, trajectories: Iterable[Trajectory | None]) -> list[RestartState]:
+        """:meth:`add` for many, e.g. ``infos["final_info"]["trajectory"]`` of a vector env step
+        (None entries, from copies whose episode did not end, are skipped)."""
+        added: list[RestartState] = []
+        for trajectory in trajectories:
+            if trajectory is None:
+                continue
+            if not isinstance(trajectory, Trajectory):
+                raise TypeError(f"expected a satori_env.restart.Trajectory, got {type(trajectory).__name__}")
+            counts = self._pass_counts.setdefault(trajectory.problem.id, [0, 0])
+            counts[0] += bool(trajectory.correct)
+            counts[1] += 1
+            added.extend(self.derive(trajectory))
+        self._states.extend(added)
+        if len(self._states) > self.capacity:
+            del self._states[: len(self._states) - self.capacity]
+        self._index = None
+        return added
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    @property
+    def states(self) -> tuple[RestartState, ...]:
+        """The states kept, oldest first."""
+        return tuple(self._states)
+
+    def pass_rate(self, problem_id: str) -> float | None:
+        """Share of recorded trajectories of ``problem_id`` that were right (None if none)."""
+        counts = self._pass_counts.get(problem_id)
+        return None if counts is None else counts[0] / counts[1]
+
+    def sample(self, rng: np.random.Generator | None = None) -> RestartState:
+        """Draw a restart state by the buffer's strategy, from ``rng`` (an environment passes
+        its ``np_random``) or the buffer's own generator."""
+        if not self._states:
+            raise ValueError("the restart buffer is empty: add trajectories first")
+        rng = self.rng if rng is None else rng
+        if self.strategy == "uniform":
+            return self._states[int(rng.integers(len(self._states)))]
+        index = self._problem_index()
+        problems = list(index)
+        weights = None
+        if self.strategy == "frontier":
+            rates = np.array([self.pass_rate(p) or 0.0 for p in problems])
+            weights = rates * (1.0 - rates)
+            weights = weights / weights.sum() if weights.sum() > 0 else None
+        problem = problems[int(rng.choice(len(problems), p=weights))]
+        positions = index[problem]
+        return self._states[positions[int(rng.integers(len(positions)))]]
+
+    def _problem_index(self) -> dict[str, list[int]]:
+        if self._index is None:
+            self._index = {}
+            for position, state in enumerate(self._states):
+                self._index.setdefault(state.problem.id, []).append(position)
+        return self._index
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the buffer to ``path`` atomically: a crash mid-save leaves the previous file whole."""
+        problems: list[dict[str, Any]] = []
+        problem_index: dict[str, int] = {}
+        states = []
+        for state in self._states:
+            key = json.dumps(state.problem.to_dict(), sort_keys=True)
+            if key not in problem_index:
+                problem_index[key] = len(problems)
+                problems.append(state.problem.to_dict())
+            states.append([problem_index[key], list(state.prefix), state.reflect_status])
+        payload = {
+            "config": self.config,
+            "problems": problems,
+            "states": states,
+            "pass_counts": self._pass_counts,
+            "rng": self.rng.bit_generator.state,
+        }
+        body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        document = {"format": FORMAT, "version": VERSION, "sha256": hashlib.sha256(body.encode()).hexdigest(), "payload": payload}
+        atomic_write(path, gzip.compress(json.dumps(document, separators=(",", ":")).encode(), mtime=0))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> RestartBuffer:
+        """Read a buffer written by :meth:`save`; it continues exactly where the saved one stood
+        (same states, pass rates and generator state)."""
+        path = Path(path)
+        try:
+            document = json.loads(gzip.decompress(path.read_bytes()))
+        except (OSError, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path} is not a readable satori-env restart buffer (corrupted or another format): {error}") from None
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a satori-env restart buffer (format {document.get('format') if isinstance(document, dict) else None!r})")
+        if document.get("version") != VERSION:
+            raise ValueError(f"{path} is a restart buffer of version {document.get('version')!r}; this satori-env reads version {VERSION}")
+        payload = document["payload"]
+        body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        if hashlib.sha256(body.encode()).hexdigest() != document.get("sha256"):
+            raise ValueError(f"{path} is corrupted: its checksum does not match its contents")
+        buffer = cls.__new__(cls)
+        buffer._configure(payload["config"])
+        buffer.rng = np.random.default_rng()
+        buffer.rng.bit_generator.state = payload["rng"]
+        problems = [Problem.from_dict(p) for p in payload["problems"]]
+        buffer._states = [RestartState(problems[i], tuple(prefix), int(status)) for i, prefix, status in payload["states"]]
+        buffer._pass_counts = {k: list(v) for k, v in payload["pass_counts"].items()}
+        buffer._index = None
+        return buffer
