@@ -3,6 +3,9 @@
     satori datasets            # list the problem sources
     satori datasets --check    # verify every benchmark's reference solutions against its gold answers
     satori verify "... \\boxed{0.5}" "\\frac{1}{2}"
+    satori build-model --preset tiny --out runs/tiny/base
+    satori synth --out runs/tiny/demos.jsonl --n 20000
+    satori sft --model runs/tiny/base --data runs/tiny/demos.jsonl --out runs/tiny/sft
     satori train-rm --out runs/reward-model   # the outcome reward model of the preference bonus
 """
 
@@ -16,6 +19,7 @@ import tyro
 from tqdm import tqdm
 
 from agents.reward_model import RewardModelArgs
+from agents.sft import SFTArgs, train_sft
 from satori_env.tasks import list_sources, load_problems
 from satori_env.tasks.datasets import reference_solution
 from satori_env.verifier import DEFAULT_TIMEOUT_S, Verifier
@@ -80,6 +84,78 @@ def run_verify(args: VerifyArgs) -> int:
     return 0 if verdict.correct else 1
 
 
+@dataclass
+class BuildModelArgs:
+    """Train the tokenizer offline and build a Llama-style model from a preset's config; save both."""
+
+    preset: str = "tiny"
+    """model preset: tiny (about 3.4M parameters) or small (about 27M)"""
+    out: str = "runs/tiny/base"
+    """directory for save_pretrained (AutoModelForCausalLM.from_pretrained loads it)"""
+    seed: int = 0
+    """seed of the initial weights"""
+
+
+def run_build_model(args: BuildModelArgs) -> int:
+    from agents.models import build_model
+
+    model, tokenizer = build_model(args.preset, args.out, args.seed)
+    print(f"{args.preset}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
+          f"{len(tokenizer)} token ids; saved to {args.out}")
+    return 0
+
+
+@dataclass
+class SynthArgs:
+    """Synthesise COAT demonstrations (generator -> error injector -> critic -> verifier)."""
+
+    out: str = "runs/tiny/demos.jsonl"
+    """JSON lines to write (atomically)"""
+    n: int = 20000
+    """demonstrations to make (those whose answer does not verify are dropped)"""
+    arith: float = 1.0
+    """weight of procedural arithmetic problems (train split)"""
+    gsm8k: float = 0.0
+    """weight of GSM8K training problems (steps from their calculator notes)"""
+    levels: tuple[int, ...] = (1, 2, 3)
+    """arithmetic levels"""
+    clean: float = 0.5
+    """weight of plain step-by-step demonstrations"""
+    confirm: float = 0.15
+    """weight of demonstrations that reflect and confirm a right step"""
+    fix: float = 0.2
+    """weight of demonstrations that reflect on a wrong step and explore its fix"""
+    explore: float = 0.15
+    """weight of demonstrations that answer wrong, reflect, find the slip and explore to the right answer"""
+    seed: int = 0
+    """seed of everything"""
+
+
+def run_synth(args: SynthArgs) -> int:
+    from agents.data.synth import synthesize, write_demos
+
+    demos, report = synthesize(
+        args.n,
+        sources={name: weight for name, weight in (("arith", args.arith), ("gsm8k", args.gsm8k)) if weight > 0},
+        mix={"clean": args.clean, "confirm": args.confirm, "fix": args.fix, "explore": args.explore},
+        levels=args.levels,
+        seed=args.seed,
+    )
+    write_demos(demos, args.out)
+    print(f"{report.summary()}; wrote {args.out}")
+    return 0
+
+
+def run_sft(args: SFTArgs) -> int:
+    metrics = train_sft(args)
+    print(f"{metrics['steps']} steps in {metrics['train_seconds'] / 60:.1f} min "
+          f"({metrics['tokens_per_s']:,.0f} tokens/s), final loss {metrics['final_loss']:.3f}; model in {args.out}/model")
+    if "eval" in metrics:
+        rows = [[name] + [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()] for name, row in metrics["eval"].items()]
+        _print_table(["greedy, held-out", *next(iter(metrics["eval"].values())).keys()], rows)
+    return 0
+
+
 def run_train_rm(args: RewardModelArgs) -> int:
     metrics = args.run()
     print(" ".join(f"{name}={value:.4f}" for name, value in metrics.items()))
@@ -97,12 +173,18 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 COMMANDS: dict[str, tuple[type, Callable[[Any], int]]] = {
     "datasets": (DatasetsArgs, run_datasets),
     "verify": (VerifyArgs, run_verify),
+    "build-model": (BuildModelArgs, run_build_model),
+    "synth": (SynthArgs, run_synth),
+    "sft": (SFTArgs, run_sft),
     "train-rm": (RewardModelArgs, run_train_rm),
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default: the process arguments) and run the chosen sub-command."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # our own bars say what is going on
     args = tyro.extras.subcommand_cli_from_dict(
         {name: config for name, (config, _) in COMMANDS.items()},
         prog="satori",

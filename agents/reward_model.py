@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from agents.device import choose_device
 from agents.models import llama_config
 from satori_env import Problem, Trajectory
 from satori_env.atomic import atomic_directory
@@ -57,13 +58,6 @@ class PreferencePair:
     problem: Problem
     chosen: str
     rejected: str
-
-
-def choose_device(device: str = "auto") -> torch.device:
-    """"auto" picks CUDA when there is a GPU, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class OutcomeRewardModel:

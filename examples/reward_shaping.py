@@ -8,10 +8,13 @@ episode), and a custom term takes four lines.
 
 from __future__ import annotations
 
+import random
+
 import gymnasium as gym
 
 import satori_env  # noqa: F401  (registers SatoriMath-v0)
-from satori_env import EXPLORE, REFLECT, Episode, RestartBuffer, Trajectory, load_problems
+from agents.data.synth import arithmetic_demo
+from satori_env import EXPLORE, Episode, RestartBuffer, Trajectory, load_problems
 from satori_env.tasks.arithmetic import write_solution
 
 
@@ -32,9 +35,7 @@ def scripted_cases(problem, tokenizer):
     right = write_solution(problem)
     answer, wrong_answer = problem.answer, str(int(problem.answer) + 1)
     wrong = right.replace(f"\\boxed{{{answer}}}", f"\\boxed{{{wrong_answer}}}")
-    first = problem.meta["steps"][0]
-    slip = f"<|continue|>{first['a']}{first['op']}{first['b']}={first['result'] + 1}"
-    self_correcting = f"{slip}{REFLECT}That step is off by one.{EXPLORE}" + right.removeprefix("<|continue|>")
+    self_correcting = arithmetic_demo(problem, "fix", random.Random(0)).text
     buffer = RestartBuffer(tokenizer, max_backtrack=0)
     (from_wrong,) = buffer.derive(Trajectory(problem, tuple(tokenizer.encode(wrong)), correct=False))
     (from_right,) = buffer.derive(Trajectory(problem, tuple(tokenizer.encode(right)), correct=True))

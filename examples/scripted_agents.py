@@ -14,10 +14,12 @@ Each agent writes its completions for a batch of problems, applied with the vect
 from __future__ import annotations
 
 import argparse
+import random
 
 import numpy as np
 
-from satori_env import EXPLORE, REFLECT, Problem, SatoriMathVectorEnv
+from agents.data.synth import arithmetic_demo
+from satori_env import Problem, SatoriMathVectorEnv
 from satori_env.tasks.arithmetic import write_solution
 
 
@@ -26,11 +28,8 @@ def oracle(problem: Problem) -> str:
 
 
 def self_correcting(problem: Problem) -> str:
-    first = problem.meta["steps"][0]
-    slip = first["result"] + 1
-    mistake = f"<|continue|>{first['a']}{first['op']}{first['b']}={slip}"
-    check = f"{REFLECT}Check: {first['a']}{first['op']}{first['b']} is {first['result']}, not {slip}.{EXPLORE}"
-    return mistake + check + write_solution(problem).removeprefix("<|continue|>")
+    """A column slip in one step, a ``<|reflect|>`` that finds it, an ``<|explore|>`` that redoes it."""
+    return arithmetic_demo(problem, "fix", random.Random(problem.id)).text
 
 
 def wrong(problem: Problem) -> str:

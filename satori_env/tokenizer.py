@@ -30,6 +30,7 @@ __all__ = [
     "PAD_TOKEN",
     "add_coat_tokens",
     "build_default_tokenizer",
+    "default_corpus",
     "default_tokenizer",
     "load_tokenizer",
     "save_tokenizer",
@@ -80,7 +81,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE):
     return tokenizer
 
 
-def _default_corpus(arithmetic_problems: int = 20_000) -> Iterator[str]:
+def default_corpus(arithmetic_problems: int = 20_000) -> Iterator[str]:
     """What the shipped tokenizer is trained on: procedural problems with their COAT solutions
     and the GSM8K training set (no test data)."""
     from satori_env.tasks import ArithmeticTasks, load_problems
@@ -112,7 +113,7 @@ def save_tokenizer(tokenizer, out_dir: str | os.PathLike) -> None:
 
 def build_default_tokenizer(out_dir: str | os.PathLike = DEFAULT_TOKENIZER_DIR):
     """Train the shipped tokenizer from its corpus and save it to ``out_dir`` (deterministic)."""
-    tokenizer = train_tokenizer(_default_corpus(), DEFAULT_VOCAB_SIZE)
+    tokenizer = train_tokenizer(default_corpus(), DEFAULT_VOCAB_SIZE)
     save_tokenizer(tokenizer, out_dir)
     return tokenizer
 

@@ -63,17 +63,29 @@ class SatoriMathVectorEnv(VectorEnv):
     def tokenizer(self):
         return self.envs[0].tokenizer
 
-    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
-        """Reset every copy (``options`` go to each)."""
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int | None] | None = None,
+        options: dict[str, Any] | Sequence[dict[str, Any] | None] | None = None,
+    ):
+        """Reset every copy. ``options`` is one dict for all copies or one per copy, e.g.
+        ``[{"problem": p} for p in problems]`` to evaluate a list of problems."""
         if seed is None or isinstance(seed, (int, np.integer)):
             seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
         else:
             seeds = list(seed)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"reset(seed=...) got {len(seeds)} seeds for {self.num_envs} environments")
+        if options is None or isinstance(options, dict):
+            per_env = [options] * self.num_envs
+        else:
+            per_env = list(options)
+            if len(per_env) != self.num_envs:
+                raise ValueError(f"reset(options=...) got {len(per_env)} option dicts for {self.num_envs} environments")
         infos = {}
-        for i, (env, env_seed) in enumerate(zip(self.envs, seeds)):
-            _, info = env.reset(seed=env_seed, options=options)
+        for i, (env, env_seed, env_options) in enumerate(zip(self.envs, seeds, per_env)):
+            _, info = env.reset(seed=env_seed, options=env_options)
             infos = self._add_info(infos, info, i)
         return self._observations(), infos
 

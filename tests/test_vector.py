@@ -120,3 +120,12 @@ def test_stepping_before_reset_is_an_error():
         SatoriMathVectorEnv(num_envs=2).step(np.array([7, 7]))
     with pytest.raises(ValueError, match="num_envs must be a positive int"):
         SatoriMathVectorEnv(num_envs=0)
+
+
+def test_per_copy_reset_options_pin_problems():
+    problems = satori_env.load_problems("arith:test", level=2, limit=3)
+    envs = SatoriMathVectorEnv(num_envs=3)
+    _, infos = envs.reset(options=[{"problem": p} for p in problems])
+    assert infos["problem_id"].tolist() == [p.id for p in problems]
+    with pytest.raises(ValueError, match="got 2 option dicts for 3 environments"):
+        envs.reset(options=[{}, {}])

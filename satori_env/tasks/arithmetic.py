@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from satori_env.coat import CONTINUE
+from satori_env.tasks.columns import work
 from satori_env.tasks.problem import Problem
 
 __all__ = ["ArithmeticLevel", "ArithmeticTasks", "LEVELS", "SPLITS", "generate_arithmetic", "write_solution"]
@@ -144,13 +145,14 @@ def generate_arithmetic(level: int, rng: random.Random, split: str = "train") ->
 
 
 def write_solution(problem: Problem) -> str:
-    """A correct COAT solution of an arithmetic problem, from its own steps::
+    """A correct COAT solution of an arithmetic problem, from its own steps, each worked in
+    columns (see :mod:`satori_env.tasks.columns`)::
 
-        <|continue|>52+83=135<|continue|>135-44=91<|continue|>The answer is \\boxed{91}.
+        <|continue|>52+83: 2+3=5, 5+8=13, so 52+83=135<|continue|>The answer is \\boxed{135}.
     """
     if "steps" not in problem.meta:
         raise ValueError(f"problem {problem.id} is not a procedural arithmetic problem (no meta['steps'])")
-    steps = "".join(f"{CONTINUE}{s['a']}{s['op']}{s['b']}={s['result']}" for s in problem.meta["steps"])
+    steps = "".join(f"{CONTINUE}{work(s['a'], s['op'], s['b']).text}" for s in problem.meta["steps"])
     return f"{steps}{CONTINUE}The answer is \\boxed{{{problem.answer}}}."
 
 

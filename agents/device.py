@@ -1,0 +1,25 @@
+"""Device and precision, chosen at run time: the same code runs on a CPU and a GPU."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+__all__ = ["autocast", "choose_device"]
+
+
+def choose_device(device: str = "auto") -> torch.device:
+    """"auto" picks CUDA when there is a GPU, else the CPU; anything else is taken as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 autocast where the device supports it (CUDA with bf16, or the CPU); else a no-op."""
+    if not enabled:
+        return contextlib.nullcontext()
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

@@ -1,0 +1,47 @@
+"""The engine interface."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = ["GenerationEngine", "SamplingParams"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample.
+
+    Attributes:
+        max_new_tokens: most tokens written per prompt.
+        temperature: 0 for greedy decoding.
+        top_p: nucleus sampling threshold (1 keeps the whole distribution).
+        seed: seed of the sampling (None: not reseeded).
+    """
+
+    max_new_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0 is greedy), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+@runtime_checkable
+class GenerationEngine(Protocol):
+    """Writes completions for prompts given as token ids."""
+
+    def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[int]]:
+        """One completion per prompt: the tokens written, through the first stop token."""
+        ...
+
+    def sync_weights(self) -> None:
+        """Take the learner's current weights (a no-op for engines that share the model)."""
+        ...

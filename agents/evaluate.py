@@ -1,0 +1,133 @@
+"""Evaluation through the environment: the same MDP, verifier and reward as training.
+
+:func:`evaluate` runs an engine on a list of problems (or restart states) in a vector env and
+reports accuracy (overall and per level), the share of well-formed COAT responses, response
+length and meta-action rates. :func:`self_correction` measures how often a policy repairs an
+injected slip: it starts from a prefix with a wrong step followed by ``<|reflect|>`` and counts
+the episodes that still end right.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agents.engines import GenerationEngine, SamplingParams
+from satori_env import Problem, RestartState, SatoriMathVectorEnv
+from satori_env.coat import META_ACTIONS, get_template, is_well_formed
+
+__all__ = ["EvalResult", "evaluate", "self_correction"]
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate` measured."""
+
+    n: int
+    accuracy: float
+    well_formed: float
+    mean_new_tokens: float
+    actions_per_episode: dict[str, float]
+    accuracy_by_level: dict[int, float]
+    records: list[dict[str, Any]] = field(repr=False, default_factory=list)
+
+    def row(self) -> dict[str, float]:
+        """Flat numbers for a table or a log."""
+        row = {"n": self.n, "accuracy": self.accuracy, "well_formed": self.well_formed, "mean_new_tokens": self.mean_new_tokens}
+        row.update({f"acc_L{level}": acc for level, acc in sorted(self.accuracy_by_level.items())})
+        row.update({f"{name}_per_episode": rate for name, rate in self.actions_per_episode.items()})
+        return row
+
+
+def evaluate(
+    engine: GenerationEngine,
+    tokenizer: Any,
+    problems: Sequence[Problem] = (),
+    restart_states: Sequence[RestartState] = (),
+    params: SamplingParams = SamplingParams(temperature=0.0),
+    batch_size: int = 128,
+    prompt_template: Any = "compact",
+) -> EvalResult:
+    """Run ``engine`` once on each problem (or each restart state) and measure the episodes."""
+    starts = [{"problem": p} for p in problems] + [{"restart_state": s} for s in restart_states]
+    if not starts:
+        raise ValueError("evaluate needs problems or restart states")
+    template = get_template(prompt_template)
+    size = min(batch_size, len(starts))
+    envs = SatoriMathVectorEnv(
+        num_envs=size,
+        tokenizer=tokenizer,
+        tasks=[_problem(starts[0])],  # every episode is pinned by its reset options
+        max_new_tokens=params.max_new_tokens,
+        max_prompt_tokens=max(len(tokenizer.encode(template.format(_problem(s).question))) + _prefix_length(s) for s in starts),
+        prompt_template=template,
+    )
+    records: list[dict[str, Any]] = []
+    for begin in range(0, len(starts), size):
+        chunk = starts[begin : begin + size]
+        obs, _ = envs.reset(options=chunk + [chunk[-1]] * (size - len(chunk)))  # the vector env has a fixed size
+        prompts = [obs["tokens"][i, : obs["length"][i, 0]].tolist() for i in range(size)]
+        *_, infos = envs.step_tokens(engine.generate(prompts, params))  # every episode ends here
+        final = infos["final_info"]
+        for i in range(len(chunk)):
+            records.append(
+                {
+                    "problem_id": final["problem_id"][i],
+                    "level": int(final["level"][i]),
+                    "correct": bool(final["correct"][i]),
+                    "well_formed": is_well_formed(final["completion"][i]),
+                    "num_new_tokens": int(final["num_new_tokens"][i]),
+                    "actions": {name: int(final["actions"][name][i]) for name in META_ACTIONS},
+                    "completion": final["completion"][i],
+                    "answer": final["answer"][i],
+                    "gold": final["gold"][i],
+                }
+            )
+    by_level: dict[int, list[bool]] = defaultdict(list)
+    for record in records:
+        by_level[record["level"]].append(record["correct"])
+    return EvalResult(
+        n=len(records),
+        accuracy=float(np.mean([r["correct"] for r in records])),
+        well_formed=float(np.mean([r["well_formed"] for r in records])),
+        mean_new_tokens=float(np.mean([r["num_new_tokens"] for r in records])),
+        actions_per_episode={name: float(np.mean([r["actions"][name] for r in records])) for name in META_ACTIONS},
+        accuracy_by_level={level: float(np.mean(values)) for level, values in sorted(by_level.items())},
+        records=records,
+    )
+
+
+def _problem(start: dict[str, Any]) -> Problem:
+    return start["problem"] if "problem" in start else start["restart_state"].problem
+
+
+def _prefix_length(start: dict[str, Any]) -> int:
+    return len(start["restart_state"].prefix) if "restart_state" in start else 0
+
+
+def self_correction(
+    engine: GenerationEngine,
+    tokenizer: Any,
+    problems: Sequence[Problem],
+    params: SamplingParams = SamplingParams(temperature=0.0),
+    at_end: bool = False,
+    seed: int = 0,
+    batch_size: int = 128,
+    prompt_template: str = "compact",
+) -> EvalResult:
+    """Start each procedural problem from a prefix with an injected slip followed by
+    ``<|reflect|>`` (right after the slip, or with ``at_end`` after a whole wrong solution);
+    the accuracy of the result is the share of slips the policy repaired."""
+    from agents.data.synth import injected_prefix
+
+    rng = random.Random(seed)
+    states = [
+        RestartState(p, tuple(tokenizer.encode(injected_prefix(p, rng, at_end), add_special_tokens=False)), reflect_status=-1)
+        for p in problems
+    ]
+    return evaluate(engine, tokenizer, restart_states=states, params=params, batch_size=batch_size, prompt_template=prompt_template)
