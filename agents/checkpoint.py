@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +54,11 @@ def save_checkpoint(
     optimizers: dict[str, torch.optim.Optimizer],
     schedulers: dict[str, Any],
     state: dict[str, Any],
-    extra_files: dict[str, bytes] | None = None,
+    extra: Callable[[Path], None] | None = None,
     keep: int = 2,
 ) -> Path:
-    """Write ``RUN/checkpoints/step-NNNNNN`` atomically and drop all but the newest ``keep``."""
+    """Write ``RUN/checkpoints/step-NNNNNN`` atomically and drop all but the newest ``keep``;
+    ``extra(directory)`` may add files of its own (a restart buffer)."""
     root = Path(run_dir) / "checkpoints"
     target = root / f"step-{step:06d}"
     with atomic_directory(target) as tmp:
@@ -72,8 +74,8 @@ def save_checkpoint(
             },
             tmp / "trainer_state.pt",
         )
-        for name, data in (extra_files or {}).items():
-            (tmp / name).write_bytes(data)
+        if extra is not None:
+            extra(tmp)
     for old in _checkpoints(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return target

@@ -6,7 +6,7 @@ import contextlib
 
 import torch
 
-__all__ = ["autocast", "choose_device"]
+__all__ = ["PAD_MULTIPLE", "autocast", "choose_device", "padded_length"]
 
 
 def choose_device(device: str = "auto") -> torch.device:
@@ -23,3 +23,11 @@ def autocast(device: torch.device, enabled: bool = True):
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+PAD_MULTIPLE = 16  # few distinct batch shapes: kernel caches (oneDNN on CPUs) stay small
+
+
+def padded_length(length: int) -> int:
+    """``length`` rounded up to a multiple of :data:`PAD_MULTIPLE` (the width batches are padded to)."""
+    return -(-length // PAD_MULTIPLE) * PAD_MULTIPLE

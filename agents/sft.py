@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from agents.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from agents.data.synth import Demonstration, read_demos
-from agents.device import autocast, choose_device
+from agents.device import autocast, choose_device, padded_length
 from agents.models import load_policy
 from satori_env.atomic import atomic_directory
 from satori_env.coat import get_template
@@ -85,7 +85,7 @@ def bucket_batches(lengths: Sequence[int], batch_tokens: int, seed: int) -> list
 
 
 def _collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(e.input_ids) for e in examples)
+    width = padded_length(max(len(e.input_ids) for e in examples))
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
@@ -119,7 +119,7 @@ class SFTArgs:
     """demonstrations (satori synth)"""
     out: str = "runs/tiny/sft"
     """run directory: OUT/model, OUT/checkpoints, OUT/tb, OUT/metrics.json"""
-    steps: int = 1200
+    steps: int = 1000
     """optimiser steps"""
     batch_tokens: int = 4096
     """padded tokens per step"""
@@ -172,7 +172,7 @@ def train_sft(args: SFTArgs) -> dict[str, Any]:
     examples = tokenize_demos(read_demos(args.data), tokenizer, args.prompt_template, args.max_length)
     if not examples:
         raise ValueError(f"{args.data} holds no demonstration of at most {args.max_length} tokens")
-    lengths = [len(e.input_ids) for e in examples]
+    lengths = [padded_length(len(e.input_ids)) for e in examples]
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.95))
     scheduler = warmup_cosine(optimizer, args.warmup, args.steps, args.min_lr_ratio)
 

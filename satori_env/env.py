@@ -240,6 +240,21 @@ class SatoriMathEnv(gym.Env):
         ended = self._append(ids)
         return self._transition(ended)
 
+    @property
+    def tokens(self) -> np.ndarray:
+        """The token ids of the current state (prompt, restart prefix, tokens written), a copy."""
+        return self._tokens[: self._length].copy()
+
+    @property
+    def problem(self) -> Problem | None:
+        """The problem of the current episode."""
+        return self._problem
+
+    @property
+    def restart_state(self) -> RestartState | None:
+        """The restart state the current episode started from, if any."""
+        return self._restart
+
     def action_masks(self) -> np.ndarray:
         """Boolean mask over the action space: True where the token may be written (read-only)."""
         return self._action_mask

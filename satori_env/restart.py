@@ -88,6 +88,9 @@ class RestartBuffer:
         max_backtrack: how many step boundaries before the end also give states (0: only the
             whole response followed by ``<|reflect|>``).
         seed: seed of the buffer's own generator (used when ``sample`` gets no ``rng``).
+        max_prefix_tokens: longest prefix kept (``<|reflect|>`` included); longer states are
+            not derived. An environment's prompt window has room for ``max_new_tokens + 1``, so
+            this keeps restarts of restarted episodes from growing past it. None: no limit.
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class RestartBuffer:
         strategy: str = "uniform",
         max_backtrack: int = 2,
         seed: int | None = 0,
+        max_prefix_tokens: int | None = None,
     ) -> None:
         if tokenizer is None:
             from satori_env.tokenizer import default_tokenizer
@@ -105,7 +109,9 @@ class RestartBuffer:
         ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in META_ACTIONS.items()}
         if any(i is None or i == tokenizer.unk_token_id for i in ids.values()):
             raise ValueError(f"the tokenizer lacks COAT tokens ({ids}); run satori_env.tokenizer.add_coat_tokens on it first")
-        self._configure({"meta_token_ids": ids, "capacity": capacity, "strategy": strategy, "max_backtrack": max_backtrack})
+        self._configure(
+            {"meta_token_ids": ids, "capacity": capacity, "strategy": strategy, "max_backtrack": max_backtrack, "max_prefix_tokens": max_prefix_tokens}
+        )
         self.rng = np.random.default_rng(seed)
         self._states: list[RestartState] = []
         self._pass_counts: dict[str, list[int]] = {}
@@ -118,8 +124,12 @@ class RestartBuffer:
             value = config[name]
             if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "capacity" else 0):
                 raise ValueError(f"{name} must be an int >= {1 if name == 'capacity' else 0}, got {value!r}")
+        limit = config.get("max_prefix_tokens")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"max_prefix_tokens must be None or an int >= 1, got {limit!r}")
         self.meta_token_ids: dict[str, int] = {name: int(i) for name, i in config["meta_token_ids"].items()}
         self.capacity, self.strategy, self.max_backtrack = config["capacity"], config["strategy"], config["max_backtrack"]
+        self.max_prefix_tokens = limit
 
     @property
     def config(self) -> dict[str, Any]:
@@ -128,6 +138,7 @@ class RestartBuffer:
             "capacity": self.capacity,
             "strategy": self.strategy,
             "max_backtrack": self.max_backtrack,
+            "max_prefix_tokens": self.max_prefix_tokens,
         }
 
     # -- filling -----------------------------------------------------------------------------------
@@ -143,7 +154,8 @@ class RestartBuffer:
             cuts.append(len(tokens))
         reflect = self.meta_token_ids["reflect"]
         status = 1 if trajectory.correct else -1
-        return [RestartState(trajectory.problem, tokens[:cut] + (reflect,), status) for cut in cuts[-(self.max_backtrack + 1) :]]
+        states = [RestartState(trajectory.problem, tokens[:cut] + (reflect,), status) for cut in cuts[-(self.max_backtrack + 1) :]]
+        return [s for s in states if self.max_prefix_tokens is None or len(s.prefix) <= self.max_prefix_tokens]
 
     def add(self, trajectory: Trajectory) -> list[RestartState]:
         """Record one trajectory (its outcome counts towards its problem's pass rate) and keep

@@ -278,3 +278,10 @@ def test_reset_options_are_checked():
         env.reset(options={"problem": PROBLEM, "restart_state": RestartState(PROBLEM, (R,), -1)})
     with pytest.raises(TypeError, match="must be a RestartState"):
         env.reset(options={"restart_state": (R,)})
+
+
+def test_prefixes_longer_than_the_limit_are_not_derived():
+    limited = RestartBuffer(max_backtrack=3, max_prefix_tokens=7)
+    assert [len(s.prefix) for s in limited.derive(trajectory())] == [4, 6]  # 8 and 11 are too long
+    with pytest.raises(ValueError, match="max_prefix_tokens must be None or an int >= 1"):
+        RestartBuffer(max_prefix_tokens=0)

@@ -10,4 +10,17 @@ An engine returns, per prompt, the tokens it wrote up to and including the first
 from agents.engines.base import GenerationEngine, SamplingParams
 from agents.engines.hf import HFEngine
 
-__all__ = ["GenerationEngine", "HFEngine", "SamplingParams"]
+__all__ = ["ENGINES", "GenerationEngine", "HFEngine", "SamplingParams", "make_engine"]
+
+ENGINES = ("hf", "vllm")
+
+
+def make_engine(name: str, model, env, model_path: str | None = None) -> GenerationEngine:
+    """The engine ``name`` for ``model``, writing what ``env`` accepts."""
+    if name == "hf":
+        return HFEngine.for_env(model, env)
+    if name == "vllm":
+        from agents.engines.vllm import VLLMEngine
+
+        return VLLMEngine.for_env(model, env, model_path)
+    raise ValueError(f"unknown engine {name!r}; valid engines: {list(ENGINES)}")

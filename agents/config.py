@@ -1,0 +1,158 @@
+"""The configuration of ``satori train``: one flat dataclass, and presets as instances of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+__all__ = ["PRESETS", "TrainConfig", "preset"]
+
+
+@dataclass
+class TrainConfig:
+    """Satori's two stages on the token-level MDP: format tuning, then RL with Restart-and-Explore."""
+
+    # -- run -----------------------------------------------------------------------------------------
+    out: str = "runs/tiny"
+    """run directory: OUT/base, OUT/demos.jsonl, OUT/sft (stage one), OUT/rl (stage two)"""
+    seed: int = 0
+    """seed of everything (models, data, rollouts, minibatches)"""
+    resume: bool = False
+    """continue stage two from the newest checkpoint in OUT/rl"""
+    device: str = "auto"
+    """"auto" (CUDA if there is a GPU), "cpu" or "cuda" """
+    threads: int = 0
+    """CPU threads for torch (0: torch's default)"""
+    bf16: bool = True
+    """bf16 autocast where the device supports it"""
+    progress: bool = True
+    """show progress bars"""
+
+    # -- stage one: model and format tuning -----------------------------------------------------------
+    model: str | None = None
+    """a format-tuned policy (local path or hub id) to start RL from; None runs stage one first"""
+    model_preset: str = "tiny"
+    """the model stage one builds (satori build-model presets)"""
+    synth_n: int = 20000
+    """COAT demonstrations stage one synthesises"""
+    sft_steps: int = 1000
+    """format-tuning steps of stage one"""
+
+    # -- environment --------------------------------------------------------------------------------
+    tasks: str = "arith"
+    """training problems: "arith" (procedural, train split, train_levels) or a source name such as gsm8k:train"""
+    train_levels: tuple[int, ...] = (1, 2, 3)
+    """procedural levels to train on"""
+    prompt_template: str = "compact"
+    """prompt template (compact, satori, or a string with {question})"""
+    max_new_tokens: int = 192
+    """tokens the policy may write per episode"""
+    reward: str = "satori"
+    """reward preset: satori (rule + reflection bonus) or binary"""
+    bonus_scale: float = 0.5
+    """scale of the reflection bonus"""
+    restart_prob: float = 0.25
+    """share of episodes that start from a restart state (RAE)"""
+    restart_strategy: str = "frontier"
+    """how the restart buffer samples: uniform, balanced or frontier"""
+    restart_capacity: int = 4096
+    """restart states kept"""
+    max_backtrack: int = 1
+    """step boundaries before the end of a trajectory that also give restart states"""
+
+    # -- rollouts ------------------------------------------------------------------------------------
+    engine: str = "hf"
+    """generation engine: hf (transformers generate) or vllm"""
+    iterations: int = 25
+    """RL iterations (one rollout and one update each)"""
+    episodes_per_iteration: int = 128
+    """rollout batch: episodes per iteration"""
+    group_size: int = 1
+    """episodes per start in a rollout (group-relative algorithms need > 1)"""
+    temperature: float = 0.7
+    """sampling temperature of rollouts (the learner's log-probabilities use the same)"""
+    top_p: float = 1.0
+    """nucleus sampling of rollouts"""
+
+    # -- learner -------------------------------------------------------------------------------------
+    algo: str = "ppo"
+    """RL algorithm (satori train --algo; see agents.algorithms.ALGORITHMS)"""
+    critic: str = "shared"
+    """value function: shared (a head on the policy's trunk) or separate (its own transformer)"""
+    actor_lr: float = 1e-5
+    """policy learning rate"""
+    critic_lr: float = 1e-3
+    """critic learning rate"""
+    ppo_epochs: int = 1
+    """passes over each rollout"""
+    minibatch_size: int = 32
+    """episodes per optimiser step (train batch)"""
+    micro_batch_size: int = 32
+    """episodes per forward/backward pass (gradient accumulation)"""
+    clip_eps: float = 0.2
+    """PPO ratio clipping"""
+    value_clip: float = 0.2
+    """value clipping around the rollout's values"""
+    vf_coef: float = 0.5
+    """weight of the value loss"""
+    entropy_coef: float = 0.0
+    """weight of the entropy bonus"""
+    kl_coef: float = 0.0
+    """weight of the KL penalty to the reference policy (0, as in Satori's release, skips the reference)"""
+    kl_estimator: str = "k1"
+    """KL estimator: k1, k2 or k3"""
+    gamma: float = 1.0
+    """discount"""
+    lam: float = 1.0
+    """GAE lambda (1: every token's advantage is the episode return minus its value; below 1 a
+    terminal-only reward barely reaches the early tokens while the critic is still poor)"""
+    normalize_reward: bool = True
+    """normalise episode rewards by running statistics"""
+    whiten_advantages: bool = True
+    """normalise advantages over each batch"""
+    grad_clip: float = 1.0
+    """gradient-norm clipping"""
+
+    # -- checkpoints and evaluation -------------------------------------------------------------------
+    checkpoint_every: int = 10
+    """iterations between checkpoints"""
+    eval_levels: tuple[int, ...] = (1, 2, 3)
+    """held-out procedural levels evaluated before and after RL"""
+    eval_per_level: int = 200
+    """held-out problems per level (greedy); 0 skips the evaluation"""
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # A 3.4M-parameter model on a 2-core CPU, start to finish in 17 minutes (measured).
+    "tiny": TrainConfig(),
+    # GPU presets: a Qwen2.5-Math checkpoint given with --model (local path or hub id), Satori's
+    # hyper-parameters (arXiv 2502.02508, its release's train.sh), GSM8K's training problems.
+    "7b": TrainConfig(
+        out="runs/7b",
+        model_preset="",  # nothing to build: give --model
+        tasks="gsm8k:train",
+        prompt_template="satori",
+        max_new_tokens=3072,
+        engine="vllm",
+        iterations=100,
+        episodes_per_iteration=1024,
+        minibatch_size=128,
+        micro_batch_size=1,
+        temperature=0.6,
+        critic="separate",
+        actor_lr=2e-7,
+        critic_lr=5e-6,
+        restart_prob=0.5,
+        restart_capacity=100_000,
+        checkpoint_every=20,
+        eval_per_level=0,
+    ),
+}
+PRESETS["1.5b"] = replace(PRESETS["7b"], out="runs/1.5b", episodes_per_iteration=512, minibatch_size=64, micro_batch_size=2)
+PRESETS["0.5b"] = replace(PRESETS["7b"], out="runs/0.5b", episodes_per_iteration=256, minibatch_size=32, micro_batch_size=4)
+
+
+def preset(name: str) -> TrainConfig:
+    """A copy of a preset; unknown names list the valid ones."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; valid presets: {sorted(PRESETS)}")
+    return replace(PRESETS[name])

@@ -1,0 +1,250 @@
+"""``satori train``: stage one (build, synthesise, format-tune) if needed, then RL with
+Restart-and-Explore, evaluated before and after on held-out procedural problems.
+
+The loop is the same for every algorithm: roll out through the vector env (whose restart buffer
+the finished trajectories feed), let the learner score the rollout (old log-probabilities,
+values, reference log-probabilities), update, log, checkpoint. Checkpoints hold the policy, the
+critic, the optimiser and scheduler, every RNG state (torch, NumPy, Python, the environments',
+the algorithm's) and the restart buffer, so ``--resume`` continues exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from agents.algorithms import ALGORITHMS, Algorithm
+from agents.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from agents.config import TrainConfig
+from agents.device import autocast, choose_device
+from agents.engines import SamplingParams, make_engine
+from agents.evaluate import evaluate
+from agents.models import MODEL_PRESETS, load_policy
+from agents.policy import ActorCritic
+from agents.rollout import Rollout, collect_rollout
+from satori_env import ArithmeticTasks, RestartBuffer, SatoriMathVectorEnv, load_problems
+from satori_env.atomic import atomic_directory
+from satori_env.coat import META_ACTIONS
+from satori_env.rewards import ReflectionBonus, RewardSpec, make_reward
+
+__all__ = ["run", "stage_one", "train_rl"]
+
+
+def run(config: TrainConfig) -> dict[str, Any]:
+    """Both stages; returns the metrics also written to ``OUT/rl/metrics.json``."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    if config.algo not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {config.algo!r}; valid algorithms: {sorted(ALGORITHMS)}")
+    model = config.model if config.model is not None else str(stage_one(config))
+    return train_rl(config, model)
+
+
+def stage_one(config: TrainConfig) -> Path:
+    """Build the model, synthesise demonstrations and format-tune, skipping what exists."""
+    from agents.data.synth import synthesize, write_demos
+    from agents.models import build_model
+    from agents.sft import SFTArgs, train_sft
+
+    if config.model_preset not in MODEL_PRESETS:
+        raise ValueError(f"no model given (--model PATH) and no model preset to build ({config.model_preset!r}); valid presets: {sorted(MODEL_PRESETS)}")
+    out = Path(config.out)
+    if not (out / "base" / "config.json").exists():
+        build_model(config.model_preset, out / "base", config.seed)
+    if not (out / "demos.jsonl").exists():
+        demos, _ = synthesize(config.synth_n, levels=config.train_levels, seed=config.seed)
+        write_demos(demos, out / "demos.jsonl")
+    sft_model = out / "sft" / "model"
+    if not (sft_model / "config.json").exists():
+        train_sft(
+            SFTArgs(
+                model=str(out / "base"),
+                data=str(out / "demos.jsonl"),
+                out=str(out / "sft"),
+                steps=config.sft_steps,
+                prompt_template=config.prompt_template,
+                eval_per_level=0,
+                seed=config.seed,
+                device=config.device,
+                bf16=config.bf16,
+                resume=True,
+                progress=config.progress,
+            )
+        )
+    return sft_model
+
+
+def _reward(config: TrainConfig) -> RewardSpec:
+    spec = make_reward(config.reward)
+    if "reflection" in spec.terms:
+        terms = dict(spec.terms)
+        terms["reflection"] = (ReflectionBonus(config.bonus_scale), terms["reflection"][1])
+        spec = RewardSpec(terms)
+    return spec
+
+
+def _tasks(config: TrainConfig):
+    return ArithmeticTasks(config.train_levels, split="train") if config.tasks == "arith" else config.tasks
+
+
+def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: Any = None) -> dict[str, Any]:
+    """Stage two from the policy at ``model_path``. ``tasks`` and ``reward`` replace what
+    ``config`` names with your own (anything the environment's ``tasks=`` / ``reward=`` take:
+    a source name, problems, a ``RewardSpec``, a dict of term weights, ...).
+
+    Returns ``{"before", "after", "iterations", "history", "config"}``: greedy held-out metrics
+    before and after, and every iteration's logged metrics."""
+    out = Path(config.out) / "rl"
+    torch.manual_seed(config.seed)
+    device = choose_device(config.device)
+    model, tokenizer = load_policy(model_path, device=config.device)
+    buffer = RestartBuffer(
+        tokenizer, config.restart_capacity, config.restart_strategy, config.max_backtrack, config.seed, max_prefix_tokens=config.max_new_tokens + 1
+    )
+    envs = SatoriMathVectorEnv(
+        num_envs=config.episodes_per_iteration,
+        tasks=_tasks(config) if tasks is None else tasks,
+        tokenizer=tokenizer,
+        max_new_tokens=config.max_new_tokens,
+        prompt_template=config.prompt_template,
+        reward=_reward(config) if reward is None else reward,
+        restart_buffer=buffer,
+        restart_prob=config.restart_prob,
+    )
+    envs.reset(seed=config.seed)
+    base = envs.envs[0]
+    forbidden = [i for i, ok in enumerate(base.action_masks()) if not ok] + list(range(base.num_actions, model.get_output_embeddings().weight.shape[0]))
+    policy = ActorCritic(model, config.critic if ALGORITHMS[config.algo].uses_critic else "none", forbidden).to(device)
+    algorithm: Algorithm = ALGORITHMS[config.algo](policy, config)
+    engine = make_engine(config.engine, model, envs, model_path=model_path)
+    reference = policy.reference() if algorithm.uses_reference else None
+
+    iteration, state = 0, {}
+    checkpoint = latest_checkpoint(out) if config.resume else None
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, model, algorithm.optimizers(), algorithm.schedulers())
+        policy.load_state_dict(state["critic"], strict=False)
+        algorithm.load_state_dict(state["algorithm"])
+        buffer = RestartBuffer.load(checkpoint / "restart_buffer.json.gz")
+        for env, rng_state in zip(envs.envs, state["env_rng"]):
+            env.restart_buffer = buffer
+            env.np_random.bit_generator.state = rng_state
+        iteration = state["iteration"]
+        engine.sync_weights()
+    eval_problems = [p for level in config.eval_levels for p in load_problems("arith:test", level=level, limit=config.eval_per_level, seed=config.seed)]
+    before = state.get("before") or (_evaluate(engine, tokenizer, eval_problems, config) if eval_problems else {})
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(out / "tb"))
+    _log_eval(writer, before, 0)
+    bar = tqdm(total=config.iterations, initial=iteration, desc=f"RL ({config.algo})", disable=not config.progress)
+    history: list[dict[str, float]] = []
+    while iteration < config.iterations:
+        started = time.perf_counter()
+        params = SamplingParams(config.max_new_tokens, config.temperature, config.top_p, seed=config.seed * 1_000_003 + iteration)
+        rollout = collect_rollout(envs, engine, params, config.group_size)
+        rollout_seconds = time.perf_counter() - started
+        _score(policy, reference, rollout, algorithm, config, device)
+        scored = time.perf_counter()
+        metrics = algorithm.update(rollout)
+        engine.sync_weights()
+        metrics["perf/rollout_seconds"] = rollout_seconds
+        metrics["perf/score_seconds"] = scored - started - rollout_seconds
+        metrics["perf/update_seconds"] = time.perf_counter() - scored
+        buffer.add_trajectories(rollout.trajectories)
+        iteration += 1
+        metrics.update(_rollout_metrics(rollout))
+        metrics["perf/tokens_per_s"] = rollout.num_generated / max(rollout_seconds, 1e-9)
+        metrics["perf/iteration_seconds"] = time.perf_counter() - started
+        metrics["restart/buffer_states"] = float(len(buffer))
+        for name, value in metrics.items():
+            writer.add_scalar(name, value, iteration)
+        history.append(metrics)
+        bar.update(1)
+        bar.set_postfix(acc=f"{metrics['rollout/accuracy']:.2f}", reward=f"{metrics['reward/total']:.2f}")
+        if iteration % config.checkpoint_every == 0 and iteration < config.iterations:
+            save_checkpoint(
+                out,
+                iteration,
+                model,
+                tokenizer,
+                algorithm.optimizers(),
+                algorithm.schedulers(),
+                {
+                    "iteration": iteration,
+                    "critic": {k: v for k, v in policy.state_dict().items() if not k.startswith("actor.")},
+                    "algorithm": algorithm.state_dict(),
+                    "env_rng": [env.np_random.bit_generator.state for env in envs.envs],
+                    "before": before,
+                },
+                extra=lambda directory: buffer.save(directory / "restart_buffer.json.gz"),
+            )
+    bar.close()
+    with atomic_directory(out / "model") as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    buffer.save(out / "restart_buffer.json.gz")
+    after = _evaluate(engine, tokenizer, eval_problems, config) if eval_problems else {}
+    _log_eval(writer, after, iteration)
+    writer.close()
+    result = {"before": before, "after": after, "iterations": iteration, "history": history, "config": asdict(config)}
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+@torch.no_grad()
+def _score(policy: ActorCritic, reference, rollout: Rollout, algorithm: Algorithm, config: TrainConfig, device) -> None:
+    """The learner's view of the rollout: old log-probabilities, values, reference log-probabilities."""
+    policy.eval()
+    logprobs, values, ref_logprobs = [], [], []
+    for start in range(0, rollout.num_episodes, config.micro_batch_size):
+        rows = slice(start, start + config.micro_batch_size)
+        tokens, mask = rollout.tokens[rows].to(device), rollout.attention_mask[rows].to(device)
+        with autocast(device, config.bf16):
+            out = policy(tokens, mask, config.temperature, with_entropy=False, with_values=algorithm.uses_critic)
+            if reference is not None:
+                ref_logprobs.append(policy.reference_logprobs(reference, tokens, mask, config.temperature).float().cpu())
+        logprobs.append(out.logprobs.float().cpu())
+        if out.values is not None:
+            values.append(out.values.float().cpu())
+    rollout.old_logprobs = torch.cat(logprobs)
+    rollout.values = torch.cat(values) if values else None
+    rollout.ref_logprobs = torch.cat(ref_logprobs) if ref_logprobs else None
+
+
+def _rollout_metrics(rollout: Rollout) -> dict[str, float]:
+    """What the environment reported about the rollout, averaged: reward terms, accuracy, COAT
+    actions, restarts and self-correction, response length."""
+    infos = rollout.infos
+    metrics = {"reward/total": float(rollout.rewards.mean()), "rollout/accuracy": float(np.mean([i["correct"] for i in infos]))}
+    for term in infos[0]["reward_terms"]:
+        metrics[f"reward/{term}"] = float(np.mean([i["reward_terms"][term] for i in infos]))
+    for action in META_ACTIONS:
+        metrics[f"coat/{action}_rate"] = float(np.mean([i["actions"][action] for i in infos]))
+    metrics["rollout/response_length"] = float(np.mean([i["num_new_tokens"] for i in infos]))
+    status = np.array([i["restart"]["reflect_status"] for i in infos])
+    correct = np.array([bool(i["correct"]) for i in infos])
+    metrics["restart/fraction"] = float(np.mean(status != 0))
+    if (status == -1).any():
+        metrics["coat/self_correction_rate"] = float(correct[status == -1].mean())  # wrong prefix -> right answer
+    if (status == 1).any():
+        metrics["coat/kept_right_rate"] = float(correct[status == 1].mean())
+    return metrics
+
+
+def _log_eval(writer, results: dict[str, float], step: int) -> None:
+    for name, value in results.items():
+        writer.add_scalar(f"eval/{name}", value, step)
+
+
+def _evaluate(engine, tokenizer, problems, config: TrainConfig) -> dict[str, float]:
+    params = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=0.0)
+    return evaluate(engine, tokenizer, problems, params=params, prompt_template=config.prompt_template).row()

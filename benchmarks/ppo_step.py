@@ -1,0 +1,141 @@
+"""One full RL step (rollout + update): satori's PPO against TRL's GRPOTrainer.
+
+    pip install trl                     # the baseline (not a dependency of satori-env)
+    python benchmarks/ppo_step.py       # about 3 minutes on 2 CPU cores
+
+Both sides get the same tiny Llama-style policy (the ``tiny`` preset, 3.4M parameters, saved
+locally and loaded by each from that path), the same procedural problems and prompt, the same
+batch (128 completions: 16 prompts x 8 samples), the same sampling (temperature 1, at most 128
+new tokens), the same optimiser batch (128 completions in micro-batches of 32), and a rule
+reward from the same verifier. A step is everything from sampling the completions to the
+optimiser step:
+
+* satori: ``collect_rollout`` (HF engine + ``SatoriMathVectorEnv.step_tokens``), scoring
+  (old log-probabilities and the critic's values), PPO update (GAE, clipped losses);
+* TRL: ``GRPOTrainer`` one ``train`` step (generation, reward, group advantages, loss, update).
+
+The first step of each is a warm-up and is not counted. Printed: median seconds per step,
+completion tokens per step, and the ratio TRL / satori (target >= 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from agents.config import preset
+from agents.models import build_model
+from agents.train import train_rl
+from satori_env import load_problems
+from satori_env.coat import get_template
+from satori_env.verifier import default_verifier
+
+PROMPTS, SAMPLES, NEW_TOKENS, MICRO_BATCH = 16, 8, 128, 32
+
+
+def satori_steps(model_path: str, steps: int, out: str) -> tuple[list[float], list[float]]:
+    """Seconds and completion tokens of each PPO iteration of ``satori train``'s loop."""
+    config = replace(
+        preset("tiny"),
+        out=out,
+        iterations=steps,
+        episodes_per_iteration=PROMPTS * SAMPLES,
+        group_size=SAMPLES,
+        minibatch_size=PROMPTS * SAMPLES,
+        micro_batch_size=MICRO_BATCH,
+        max_new_tokens=NEW_TOKENS,
+        restart_prob=0.0,
+        eval_per_level=0,
+        checkpoint_every=10**9,
+        bf16=False,
+        progress=False,
+    )
+    history = train_rl(config, model_path)["history"]
+    seconds = [h["perf/iteration_seconds"] for h in history]
+    tokens = [h["rollout/response_length"] * config.episodes_per_iteration for h in history]
+    return seconds, tokens
+
+
+def trl_steps(model_path: str, steps: int, out: str) -> tuple[list[float], list[float]]:
+    """Seconds and completion tokens of each GRPOTrainer step."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    template = get_template("compact")
+    problems = load_problems("arith:train", limit=PROMPTS * (steps + 1), seed=0)
+    data = Dataset.from_list([{"prompt": template.format(p.question), "answer": p.answer} for p in problems])
+    verifier = default_verifier()
+
+    def rule_reward(completions: list[str], answer: list[str], **_) -> list[float]:
+        return [float(v.correct) - 1.0 for v in verifier.check_batch(zip(completions, answer))]
+
+    class StepTimer(TrainerCallback):
+        def __init__(self) -> None:
+            self.seconds: list[float] = []
+            self.started = 0.0
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.started = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.seconds.append(time.perf_counter() - self.started)
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path)
+    args = GRPOConfig(
+        output_dir=out,
+        max_steps=steps,
+        per_device_train_batch_size=MICRO_BATCH,
+        gradient_accumulation_steps=PROMPTS * SAMPLES // MICRO_BATCH,
+        num_generations=SAMPLES,
+        max_completion_length=NEW_TOKENS,
+        temperature=1.0,
+        learning_rate=1e-5,
+        beta=0.0,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=False,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        seed=0,
+        disable_tqdm=True,
+    )
+    timer = StepTimer()
+    trainer = GRPOTrainer(model=model, reward_funcs=rule_reward, args=args, train_dataset=data, processing_class=tokenizer, callbacks=[timer])
+    trainer.train()
+    lengths = [log["completions/mean_length"] for log in trainer.state.log_history if "completions/mean_length" in log]
+    return timer.seconds, [length * PROMPTS * SAMPLES for length in lengths]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=4, help="steps per side; the first is a warm-up")
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = str(Path(tmp) / "model")
+        build_model("tiny", model_path, seed=0)
+        ours, our_tokens = satori_steps(model_path, args.steps, str(Path(tmp) / "satori"))
+        theirs, their_tokens = trl_steps(model_path, args.steps, str(Path(tmp) / "trl"))
+    ours_s, theirs_s = statistics.median(ours[1:]), statistics.median(theirs[1:])
+    ours_t, theirs_t = statistics.mean(our_tokens[1:]), statistics.mean(their_tokens[1:])
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}")
+    print(f"batch: {PROMPTS} prompts x {SAMPLES} samples, <= {NEW_TOKENS} new tokens, micro-batch {MICRO_BATCH}; {args.steps - 1} timed steps each")
+    print(f"{'':8} {'s/step':>8} {'tokens/step':>12} {'tokens/s':>9}")
+    print(f"{'satori':8} {ours_s:8.2f} {ours_t:12.0f} {ours_t / ours_s:9.0f}")
+    print(f"{'TRL':8} {theirs_s:8.2f} {theirs_t:12.0f} {theirs_t / theirs_s:9.0f}")
+    print(f"speed-up (TRL s/step / satori s/step): {theirs_s / ours_s:.2f}x  (target >= 2x)")
+    print(f"speed-up in tokens/s: {(ours_t / ours_s) / (theirs_t / theirs_s):.2f}x")
+
+
+if __name__ == "__main__":
+    main()
