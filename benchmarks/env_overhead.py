@@ -41,7 +41,7 @@ def tiny_model(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
 
 
 def left_padded_prompts(envs: SatoriMathVectorEnv) -> tuple[torch.Tensor, torch.Tensor]:
-    prompts = [env._tokens[: env._length] for env in envs.envs]
+    prompts = [env.tokens for env in envs.envs]
     width = max(map(len, prompts))
     ids = torch.full((len(prompts), width), envs.envs[0].pad_id, dtype=torch.long)
     mask = torch.zeros_like(ids)

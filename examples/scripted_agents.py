@@ -43,7 +43,7 @@ def evaluate(agent, episodes: int, seed: int = 0) -> dict[str, float]:
     envs = SatoriMathVectorEnv(num_envs=episodes)
     envs.reset(seed=seed)
     tokenizer = envs.tokenizer
-    completions = [tokenizer.encode(agent(env._problem)) + [tokenizer.eos_token_id] for env in envs.envs]
+    completions = [tokenizer.encode(agent(env.problem)) + [tokenizer.eos_token_id] for env in envs.envs]
     _, rewards, terminated, _, infos = envs.step_tokens(completions)
     final = infos["final_info"]
     return {

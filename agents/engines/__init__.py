@@ -1,7 +1,9 @@
 """Generation engines behind one interface: prompts (token ids) in, completions (token ids) out.
 
-* :class:`HFEngine`: ``transformers`` ``generate`` on the policy itself (KV cache, batched
-  sampling), on a CPU or a GPU.
+* :class:`HFEngine`: ``transformers`` ``generate`` on the policy itself (static KV cache,
+  batched sampling), on a CPU or a GPU.
+* ``agents.engines.vllm.VLLMEngine``: vLLM with its own copy of the weights, refreshed from the
+  learner by ``sync_weights`` (imported on demand: vLLM is an optional dependency).
 
 An engine returns, per prompt, the tokens it wrote up to and including the first stop token
 (or ``max_new_tokens`` of them), ready for ``SatoriMathVectorEnv.step_tokens``.
