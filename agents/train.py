@@ -25,6 +25,7 @@ from agents.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoin
 from agents.config import TrainConfig
 from agents.device import autocast, choose_device
 from agents.engines import SamplingParams, make_engine
+from agents.engines.base import forbidden_ids
 from agents.evaluate import evaluate
 from agents.models import MODEL_PRESETS, load_policy
 from agents.policy import ActorCritic
@@ -119,9 +120,8 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
         restart_prob=config.restart_prob,
     )
     envs.reset(seed=config.seed)
-    base = envs.envs[0]
-    forbidden = [i for i, ok in enumerate(base.action_masks()) if not ok] + list(range(base.num_actions, model.get_output_embeddings().weight.shape[0]))
-    policy = ActorCritic(model, config.critic if ALGORITHMS[config.algo].uses_critic else "none", forbidden).to(device)
+    critic = config.critic if ALGORITHMS[config.algo].uses_critic else "none"
+    policy = ActorCritic(model, critic, forbidden_ids(model, envs)).to(device)  # what the engine never writes
     algorithm: Algorithm = ALGORITHMS[config.algo](policy, config)
     engine = make_engine(config.engine, model, envs, model_path=model_path)
     reference = policy.reference() if algorithm.uses_reference else None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["GenerationEngine", "SamplingParams"]
+__all__ = ["GenerationEngine", "SamplingParams", "base_env", "forbidden_ids"]
 
 
 @dataclass(frozen=True)
@@ -45,3 +45,15 @@ class GenerationEngine(Protocol):
     def sync_weights(self) -> None:
         """Take the learner's current weights (a no-op for engines that share the model)."""
         ...
+
+
+def base_env(env: Any) -> Any:
+    """The single SatoriMath env behind ``env`` (a vector env's first copy, or the unwrapped env)."""
+    return env.envs[0] if hasattr(env, "envs") else env.unwrapped
+
+
+def forbidden_ids(model: Any, env: Any) -> list[int]:
+    """Ids ``model`` must never write in ``env``: masked actions and ids beyond the action space."""
+    base = base_env(env)
+    masked = [i for i, allowed in enumerate(base.action_masks()) if not allowed]
+    return masked + list(range(base.num_actions, model.get_output_embeddings().weight.shape[0]))

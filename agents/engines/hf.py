@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from agents.engines.base import SamplingParams
+from agents.engines.base import SamplingParams, base_env, forbidden_ids
 
 __all__ = ["HFEngine"]
 
@@ -38,10 +38,8 @@ class HFEngine:
     @classmethod
     def for_env(cls, model, env, batch_size: int = 256) -> HFEngine:
         """An engine that writes what ``env`` (a SatoriMath env or vector env) accepts."""
-        base = env.envs[0] if hasattr(env, "envs") else env.unwrapped
-        masked = [i for i, allowed in enumerate(base.action_masks()) if not allowed]
-        beyond = range(base.num_actions, model.get_output_embeddings().weight.shape[0])
-        return cls(model, base.pad_id, base.stop_ids, [*masked, *beyond], batch_size)
+        base = base_env(env)
+        return cls(model, base.pad_id, base.stop_ids, forbidden_ids(model, env), batch_size)
 
     def sync_weights(self) -> None:
         """The engine generates with the learner's own model: nothing to copy."""

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from agents.engines.base import SamplingParams
+from agents.engines.base import SamplingParams, base_env
 
 __all__ = ["VLLMEngine"]
 
@@ -66,7 +66,7 @@ class VLLMEngine:
         """An engine for ``model`` that writes what ``env`` (a SatoriMath env or vector env) accepts."""
         if model_path is None:
             raise ValueError("the vllm engine loads the model from a path: pass model_path")
-        base = env.envs[0] if hasattr(env, "envs") else env.unwrapped
+        base = base_env(env)
         allowed = [i for i, ok in enumerate(base.action_masks()) if ok]
         dtype = str(model.dtype).removeprefix("torch.")  # sample from the distribution the learner scores
         return cls(model_path, model, base.stop_ids, allowed, dtype=dtype, max_model_len=base.width)
