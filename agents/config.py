@@ -66,8 +66,9 @@ class TrainConfig:
     """RL iterations (one rollout and one update each)"""
     episodes_per_iteration: int = 128
     """rollout batch: episodes per iteration"""
-    group_size: int = 1
-    """episodes per start in a rollout (group-relative algorithms need > 1)"""
+    group_size: int = 0
+    """episodes per start in a rollout; 0: the algorithm's default (1 for ppo and reinforce_pp,
+    8 for the group-relative grpo and rloo, which need at least 2)"""
     temperature: float = 0.7
     """sampling temperature of rollouts (the learner's log-probabilities use the same)"""
     top_p: float = 1.0
@@ -108,7 +109,9 @@ class TrainConfig:
     normalize_reward: bool = True
     """normalise episode rewards by running statistics"""
     whiten_advantages: bool = True
-    """normalise advantages over each batch"""
+    """PPO: normalise advantages over each batch"""
+    group_std_norm: bool = True
+    """GRPO: divide group-relative advantages by the group's standard deviation (False: Dr. GRPO)"""
     grad_clip: float = 1.0
     """gradient-norm clipping"""
 

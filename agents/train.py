@@ -42,8 +42,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
     """Both stages; returns the metrics also written to ``OUT/rl/metrics.json``."""
     if config.threads:
         torch.set_num_threads(config.threads)
-    if config.algo not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {config.algo!r}; valid algorithms: {sorted(ALGORITHMS)}")
+    _group_size(config)  # bad settings fail before stage one, not after it
     model = config.model if config.model is not None else str(stage_one(config))
     return train_rl(config, model)
 
@@ -82,6 +81,16 @@ def stage_one(config: TrainConfig) -> Path:
     return sft_model
 
 
+def _group_size(config: TrainConfig) -> int:
+    """The rollout's episodes per start, after checking the algorithm and batch settings."""
+    if config.algo not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {config.algo!r}; valid algorithms: {sorted(ALGORITHMS)}")
+    group_size = ALGORITHMS[config.algo].group_size(config.group_size)
+    if config.episodes_per_iteration % group_size:
+        raise ValueError(f"episodes_per_iteration ({config.episodes_per_iteration}) must be a multiple of group_size ({group_size})")
+    return group_size
+
+
 def _reward(config: TrainConfig) -> RewardSpec:
     spec = make_reward(config.reward)
     if "reflection" in spec.terms:
@@ -103,6 +112,7 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
     Returns ``{"before", "after", "iterations", "history", "config"}``: greedy held-out metrics
     before and after, and every iteration's logged metrics."""
     out = Path(config.out) / "rl"
+    group_size = _group_size(config)
     torch.manual_seed(config.seed)
     device = choose_device(config.device)
     model, tokenizer = load_policy(model_path, device=config.device)
@@ -150,7 +160,7 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
     while iteration < config.iterations:
         started = time.perf_counter()
         params = SamplingParams(config.max_new_tokens, config.temperature, config.top_p, seed=config.seed * 1_000_003 + iteration)
-        rollout = collect_rollout(envs, engine, params, config.group_size)
+        rollout = collect_rollout(envs, engine, params, group_size)
         rollout_seconds = time.perf_counter() - started
         _score(policy, reference, rollout, algorithm, config, device)
         scored = time.perf_counter()

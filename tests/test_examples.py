@@ -36,3 +36,43 @@ def test_reward_shaping_table(capsys):
     assert table["no COAT format"]["custom"]["format"] == -0.5 and table["self-correcting"]["custom"]["checked"] == 0.25
     assert [totals[name]["binary"] for name in table] == [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0]
     assert "| restart from wrong, fixed |" in capsys.readouterr().out
+
+
+def test_custom_algorithm_learns_the_toy_task_and_keeps_its_baseline_in_checkpoints(tmp_path):
+    from agents.algorithms import ALGORITHMS
+    from agents.config import TrainConfig
+    from tests.helpers import learn_toy_task, stub_policy
+
+    example = load("custom_algorithm")
+    assert ALGORITHMS["reinforce_baseline"] is example.ReinforceWithBaseline
+    assert len((EXAMPLES / "custom_algorithm.py").read_text().splitlines()) < 100
+    first, last = learn_toy_task(tmp_path, "reinforce_baseline")
+    assert first < 0.2 and last > 0.6  # measured (policy seed 0): 0.05 -> 0.99
+    algorithm = example.ReinforceWithBaseline(stub_policy(), TrainConfig())
+    algorithm.baseline = 0.25
+    restored = example.ReinforceWithBaseline(stub_policy(), TrainConfig(seed=1))
+    restored.load_state_dict(algorithm.state_dict())
+    assert restored.baseline == 0.25 and restored.rng.random() == algorithm.rng.random()
+
+
+def test_compare_algorithms_reports_every_run_and_plots_the_curves(tmp_path, capsys):
+    import json
+
+    import pytest
+
+    example = load("compare_algorithms")
+    history = [{"rollout/accuracy": a, "perf/iteration_seconds": 30.0} for a in (0.5, 0.6)]
+    result = {"before": {"accuracy": 0.80}, "after": {"accuracy": 0.83}, "history": history}
+    runs = {
+        "ppo": [example.summarise(result, 0), example.summarise({**result, "after": {"accuracy": 0.79}}, 1)],
+        "grpo": [example.summarise({**result, "after": {"accuracy": 0.86}}, 0)],
+    }
+    assert runs["ppo"][0]["minutes"] == 1.0 and runs["ppo"][0]["rollout_accuracy"] == [0.5, 0.6]
+    table = example.write_report(runs, tmp_path, iterations=2, episodes=128)
+    assert "| ppo | 2 | 0.800 | 0.810 | +0.010 | -0.010..+0.030 | 1.0 |" in table
+    assert "| grpo | 1 | 0.800 | 0.860 | +0.060 | +0.060..+0.060 | 1.0 |" in table
+    assert (tmp_path / "comparison.md").read_text().strip() == table == capsys.readouterr().out.strip()
+    assert json.loads((tmp_path / "results.json").read_text())["grpo"][0]["after"] == 0.86
+    assert (tmp_path / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="unknown algorithms \\['a2c'\\]; valid algorithms"):
+        example.main(algos=["ppo", "a2c"], model="unused", out=str(tmp_path))

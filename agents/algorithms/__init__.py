@@ -2,6 +2,9 @@
 maps ``satori train --algo NAME`` to the class."""
 
 from agents.algorithms.base import ALGORITHMS, Algorithm, Minibatch, register
+from agents.algorithms.grpo import GRPO
 from agents.algorithms.ppo import PPO
+from agents.algorithms.reinforce_pp import ReinforcePlusPlus
+from agents.algorithms.rloo import RLOO
 
-__all__ = ["ALGORITHMS", "PPO", "Algorithm", "Minibatch", "register"]
+__all__ = ["ALGORITHMS", "GRPO", "PPO", "RLOO", "Algorithm", "Minibatch", "ReinforcePlusPlus", "register"]

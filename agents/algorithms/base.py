@@ -58,6 +58,15 @@ class Algorithm:
     uses_critic: ClassVar[bool] = False  # the rollout needs the critic's values
     needs_groups: ClassVar[bool] = False  # advantages compare episodes of one group
 
+    @classmethod
+    def group_size(cls, requested: int) -> int:
+        """Episodes per start: ``requested``, or the default when it is 0 (8 for algorithms that
+        compare the episodes of a group, else 1)."""
+        size = requested or (8 if cls.needs_groups else 1)
+        if size < 1 or (cls.needs_groups and size < 2):
+            raise ValueError(f"{cls.name} compares the episodes of a group: group_size must be >= 2 (or 0 for 8), got {requested}")
+        return size
+
     def __init__(self, policy: ActorCritic, config: Any) -> None:
         self.policy, self.config = policy, config
         groups = [{"params": policy.actor_parameters(), "lr": config.actor_lr}]

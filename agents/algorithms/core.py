@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
-__all__ = ["KL_ESTIMATORS", "RunningMoments", "clipped_policy_loss", "masked_mean", "masked_whiten"]
+if TYPE_CHECKING:
+    from agents.algorithms.base import Minibatch
+    from agents.policy import TokenOutputs
+
+__all__ = [
+    "KL_ESTIMATORS",
+    "RunningMoments",
+    "clipped_policy_loss",
+    "group_moments",
+    "masked_mean",
+    "masked_whiten",
+    "policy_loss_with_kl",
+    "token_rewards",
+]
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
@@ -50,6 +64,49 @@ def clipped_policy_loss(
             "approx_kl": masked_mean(KL_ESTIMATORS["k3"](-log_ratio), mask),
             "clip_fraction": masked_mean(((ratio - 1.0).abs() > clip).float(), mask),
         }
+    return loss, stats
+
+
+def token_rewards(
+    rewards: torch.Tensor, action_mask: torch.Tensor, kl: torch.Tensor | None = None, kl_coef: float = 0.0
+) -> torch.Tensor:
+    """``(B, T-1)`` per-token rewards: the episode reward on each row's last action token,
+    minus ``kl_coef * kl`` on every action token."""
+    positions = torch.arange(action_mask.shape[1]).expand_as(action_mask)
+    last = (positions * action_mask).argmax(dim=1)  # index of the last written token
+    out = torch.zeros_like(action_mask)
+    out[torch.arange(len(rewards)), last] = rewards
+    if kl is not None and kl_coef:
+        out = out - kl_coef * kl * action_mask
+    return out
+
+
+def group_moments(values: torch.Tensor, group: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-episode ``(mean, std, size)`` of the episode's group (``group`` holds each episode's
+    group index); ``std`` is the unbiased sample standard deviation (0 for a group of one)."""
+    _, index, counts = torch.unique(group, return_inverse=True, return_counts=True)
+    values = values.float()
+    sums = torch.zeros(len(counts)).index_add_(0, index, values)
+    means = sums / counts
+    squares = torch.zeros(len(counts)).index_add_(0, index, (values - means[index]) ** 2)
+    stds = torch.sqrt(squares / (counts - 1).clamp(min=1))
+    return means[index], stds[index], counts[index].float()
+
+
+def policy_loss_with_kl(
+    outputs: TokenOutputs, batch: Minibatch, clip: float, kl_coef: float, estimator: str = "k3"
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The clipped surrogate of the minibatch's advantages plus ``kl_coef`` x the KL to the
+    reference policy as a loss term (GRPO's placement; ``estimator`` names the estimator)."""
+    mask = batch.action_mask
+    loss, stats = clipped_policy_loss(outputs.logprobs, batch.old_logprobs, batch.advantages, mask, clip)
+    stats["policy_loss"] = loss.detach()
+    if kl_coef and "ref_logprobs" in batch:
+        kl = masked_mean(KL_ESTIMATORS[estimator](outputs.logprobs - batch.ref_logprobs), mask)
+        loss = loss + kl_coef * kl
+        stats["kl_to_reference"] = kl.detach()
+    if outputs.entropy is not None:
+        stats["entropy"] = masked_mean(outputs.entropy, mask).detach()
     return loss, stats
 
 

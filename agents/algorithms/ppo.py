@@ -20,25 +20,11 @@ from typing import Any
 import torch
 
 from agents.algorithms.base import Algorithm, Minibatch, register
-from agents.algorithms.core import KL_ESTIMATORS, RunningMoments, clipped_policy_loss, masked_mean, masked_whiten
+from agents.algorithms.core import KL_ESTIMATORS, RunningMoments, clipped_policy_loss, masked_mean, masked_whiten, token_rewards
 from agents.policy import TokenOutputs
 from agents.rollout import Rollout
 
-__all__ = ["PPO", "gae", "token_rewards"]
-
-
-def token_rewards(
-    rewards: torch.Tensor, action_mask: torch.Tensor, kl: torch.Tensor | None = None, kl_coef: float = 0.0
-) -> torch.Tensor:
-    """``(B, T-1)`` per-token rewards: the episode reward on each row's last action token,
-    minus ``kl_coef * kl`` on every action token."""
-    positions = torch.arange(action_mask.shape[1]).expand_as(action_mask)
-    last = (positions * action_mask).argmax(dim=1)  # index of the last written token
-    out = torch.zeros_like(action_mask)
-    out[torch.arange(len(rewards)), last] = rewards
-    if kl is not None and kl_coef:
-        out = out - kl_coef * kl * action_mask
-    return out
+__all__ = ["PPO", "gae"]
 
 
 def gae(
