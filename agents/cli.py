@@ -160,8 +160,12 @@ def run_sft(args: SFTArgs) -> int:
 
 
 def run_train(config: TrainConfig) -> int:
-    from agents.train import run
+    from agents.train import check_config, run
 
+    try:
+        check_config(config)
+    except ValueError as error:
+        raise SystemExit(f"satori train: {error}") from None
     result = run(config)
     before, after = result["before"], result["after"]
     if before and after:

@@ -35,14 +35,14 @@ from satori_env.atomic import atomic_directory
 from satori_env.coat import META_ACTIONS
 from satori_env.rewards import ReflectionBonus, RewardSpec, make_reward
 
-__all__ = ["run", "stage_one", "train_rl"]
+__all__ = ["check_config", "run", "stage_one", "train_rl"]
 
 
 def run(config: TrainConfig) -> dict[str, Any]:
     """Both stages; returns the metrics also written to ``OUT/rl/metrics.json``."""
     if config.threads:
         torch.set_num_threads(config.threads)
-    _group_size(config)  # bad settings fail before stage one, not after it
+    check_config(config)  # bad settings fail before stage one, not after it
     model = config.model if config.model is not None else str(stage_one(config))
     return train_rl(config, model)
 
@@ -81,8 +81,9 @@ def stage_one(config: TrainConfig) -> Path:
     return sft_model
 
 
-def _group_size(config: TrainConfig) -> int:
-    """The rollout's episodes per start, after checking the algorithm and batch settings."""
+def check_config(config: TrainConfig) -> int:
+    """Check the algorithm and batch settings (``ValueError`` says what is wrong); returns the
+    rollout's episodes per start."""
     if config.algo not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {config.algo!r}; valid algorithms: {sorted(ALGORITHMS)}")
     group_size = ALGORITHMS[config.algo].group_size(config.group_size)
@@ -112,7 +113,7 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
     Returns ``{"before", "after", "iterations", "history", "config"}``: greedy held-out metrics
     before and after, and every iteration's logged metrics."""
     out = Path(config.out) / "rl"
-    group_size = _group_size(config)
+    group_size = check_config(config)
     torch.manual_seed(config.seed)
     device = choose_device(config.device)
     model, tokenizer = load_policy(model_path, device=config.device)

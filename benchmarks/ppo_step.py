@@ -2,6 +2,7 @@
 
     pip install trl                     # the baseline (not a dependency of satori-env)
     python benchmarks/ppo_step.py       # about 3 minutes on 2 CPU cores
+    python benchmarks/ppo_step.py --satori ppo:hf grpo:hf ppo:vllm   # more rows (vllm: the vLLM engine)
 
 Both sides get the same tiny Llama-style policy (the ``tiny`` preset, 3.4M parameters, saved
 locally and loaded by each from that path), the same procedural problems and prompt, the same
@@ -41,11 +42,13 @@ from satori_env.verifier import default_verifier
 PROMPTS, SAMPLES, NEW_TOKENS, MICRO_BATCH = 16, 8, 128, 32
 
 
-def satori_steps(model_path: str, steps: int, out: str) -> tuple[list[float], list[float]]:
-    """Seconds and completion tokens of each PPO iteration of ``satori train``'s loop."""
+def satori_steps(model_path: str, steps: int, out: str, algo: str = "ppo", engine: str = "hf") -> tuple[list[float], list[float]]:
+    """Seconds and completion tokens of each iteration of ``satori train``'s loop."""
     config = replace(
         preset("tiny"),
         out=out,
+        algo=algo,
+        engine=engine,
         iterations=steps,
         episodes_per_iteration=PROMPTS * SAMPLES,
         group_size=SAMPLES,
@@ -119,22 +122,26 @@ def trl_steps(model_path: str, steps: int, out: str) -> tuple[list[float], list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=4, help="steps per side; the first is a warm-up")
+    parser.add_argument("--satori", nargs="+", default=["ppo:hf"], help="ALGO:ENGINE runs of satori's loop (e.g. ppo:hf grpo:hf ppo:vllm)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
+    rows: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         model_path = str(Path(tmp) / "model")
         build_model("tiny", model_path, seed=0)
-        ours, our_tokens = satori_steps(model_path, args.steps, str(Path(tmp) / "satori"))
-        theirs, their_tokens = trl_steps(model_path, args.steps, str(Path(tmp) / "trl"))
-    ours_s, theirs_s = statistics.median(ours[1:]), statistics.median(theirs[1:])
-    ours_t, theirs_t = statistics.mean(our_tokens[1:]), statistics.mean(their_tokens[1:])
+        for run in args.satori:
+            algo, _, engine = run.partition(":")
+            seconds, tokens = satori_steps(model_path, args.steps, str(Path(tmp) / run.replace(":", "-")), algo, engine or "hf")
+            rows[f"satori {algo} ({engine or 'hf'})"] = statistics.median(seconds[1:]), statistics.mean(tokens[1:])
+        seconds, tokens = trl_steps(model_path, args.steps, str(Path(tmp) / "trl"))
+        theirs_s, theirs_t = rows["TRL GRPOTrainer"] = statistics.median(seconds[1:]), statistics.mean(tokens[1:])
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}")
     print(f"batch: {PROMPTS} prompts x {SAMPLES} samples, <= {NEW_TOKENS} new tokens, micro-batch {MICRO_BATCH}; {args.steps - 1} timed steps each")
-    print(f"{'':8} {'s/step':>8} {'tokens/step':>12} {'tokens/s':>9}")
-    print(f"{'satori':8} {ours_s:8.2f} {ours_t:12.0f} {ours_t / ours_s:9.0f}")
-    print(f"{'TRL':8} {theirs_s:8.2f} {theirs_t:12.0f} {theirs_t / theirs_s:9.0f}")
-    print(f"speed-up (TRL s/step / satori s/step): {theirs_s / ours_s:.2f}x  (target >= 2x)")
-    print(f"speed-up in tokens/s: {(ours_t / ours_s) / (theirs_t / theirs_s):.2f}x")
+    print("| run | s/step | tokens/step | tokens/s | speed-up vs TRL (s/step) | speed-up (tokens/s) |")
+    print("|---|---|---|---|---|---|")
+    for name, (step_s, step_t) in rows.items():
+        print(f"| {name} | {step_s:.2f} | {step_t:.0f} | {step_t / step_s:.0f} | {theirs_s / step_s:.2f}x | {(step_t / step_s) / (theirs_t / theirs_s):.2f}x |")
+    print("target: >= 2x for satori's PPO step")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,21 @@ def test_unknown_subcommand_is_a_usage_error(capsys):
     assert exit_info.value.code == 2
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--algo", "a2c"], "unknown algorithm 'a2c'; valid algorithms: ['grpo', 'ppo'"),
+        (["--algo", "grpo", "--group-size", "1"], "grpo compares the episodes of a group: group_size must be >= 2"),
+        (["--algo", "rloo", "--episodes-per-iteration", "20"], "episodes_per_iteration (20) must be a multiple of group_size (8)"),
+    ],
+)
+def test_train_refuses_bad_algorithm_settings_before_any_work(tmp_path, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--out", str(tmp_path / "run"), *args])
+    assert str(exit_info.value).startswith("satori train: ") and message in str(exit_info.value)
+    assert not (tmp_path / "run").exists()  # nothing built
+
+
 def test_a_foreign_agents_package_is_named(tmp_path):
     (tmp_path / "agents").mkdir()
     (tmp_path / "agents" / "__init__.py").write_text("")
