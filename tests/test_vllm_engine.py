@@ -61,6 +61,17 @@ def test_seeded_sampling_repeats_and_seeds_differ(setup):
     assert len({tuple(c) for c in engine.generate([prompts[0]] * 8, SamplingParams(24, 1.0, seed=9))}) > 1
 
 
+def test_seeded_sampling_of_a_batch_larger_than_one_scheduler_step(setup):
+    """More prompt tokens than vLLM schedules at once (a rollout batch of 1024 prompts, say):
+    every request is still sampled, with its own seed."""
+    prompts = setup["prompts"] * 16  # 256 prompts, over 6,000 prompt tokens
+    assert sum(map(len, prompts)) > 4096
+    params = SamplingParams(max_new_tokens=8, temperature=1.0, seed=3)
+    first = setup["vllm"].generate(prompts, params)
+    assert len(first) == 256 and setup["vllm"].generate(prompts, params) == first
+    assert len({tuple(c) for c in first[::16]}) > 1  # copies of one prompt differ by seed
+
+
 def test_sync_weights_pushes_the_learner_into_vllm(setup):
     model, hf, engine, prompts = setup["model"], setup["hf"], setup["vllm"], setup["prompts"]
     old = engine.generate(prompts, GREEDY)

