@@ -1,15 +1,18 @@
 """The interface every RL algorithm implements, the update loop they share, and the registry.
 
 An algorithm gets a :class:`~agents.rollout.Rollout` (tokens, masks, the environment's
-rewards, and the learner's ``old_logprobs`` / ``values`` / ``ref_logprobs``) and returns a dict
-of metrics. Subclasses write the math in two methods:
+rewards, ``group`` ids of episodes that share a start, and the learner's ``old_logprobs`` /
+``values`` (when ``uses_critic``) / ``ref_logprobs`` (when ``kl_coef > 0``)) and returns a dict
+of ``train/*`` metrics (means over the minibatches), which the trainer logs to TensorBoard.
+Subclasses write the math in two methods:
 
 * :meth:`Algorithm.prepare`: per-token ``advantages`` (and ``returns`` for a critic) from the
   rollout, stored in ``rollout.extra``;
 * :meth:`Algorithm.loss`: the loss of a minibatch given the policy's fresh outputs.
 
 :meth:`Algorithm.update` runs the epochs, minibatches and gradient accumulation, clips the
-gradient norm and steps the optimiser.
+gradient norm and steps the optimiser. Class attributes say what the rollout needs:
+``uses_critic`` (values), ``needs_groups`` (``group_size`` >= 2, default 8).
 """
 
 from __future__ import annotations
