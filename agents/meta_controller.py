@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from agents.policy import masked_log_softmax
 from satori_env import Problem, SatoriMathEnv
 from satori_env.coat import CONTINUE, META_ACTIONS
 
@@ -98,6 +99,11 @@ class LMStepWriter:
         self.meta_ids = [tokenizer.convert_tokens_to_ids(token) for token in META_ACTIONS.values()]
         self.eos_id = tokenizer.eos_token_id
         self.device = next(model.parameters()).device
+        # what the token env refuses: padding, and ids beyond the tokenizer (padded embeddings)
+        self.forbidden = torch.zeros(model.get_output_embeddings().weight.shape[0], dtype=torch.bool, device=self.device)
+        self.forbidden[len(tokenizer) :] = True
+        if tokenizer.pad_token_id is not None:
+            self.forbidden[tokenizer.pad_token_id] = True
         self._memo: OrderedDict[tuple[int, ...], WrittenStep] = OrderedDict()
 
     @classmethod
@@ -121,12 +127,11 @@ class LMStepWriter:
 
     @torch.no_grad()
     def _write(self, tokens: tuple[int, ...]) -> WrittenStep:
-        forbidden = self.tokenizer.pad_token_id
         logits, cache = self._forward(list(tokens), None)
         written: list[int] = []
         probs: list[float] = []
         for _ in range(self.max_step_tokens):
-            distribution = _distribution(logits, forbidden)
+            distribution = masked_log_softmax(logits, self.forbidden, 1.0).exp()
             token = int(distribution.argmax())
             if token in self.meta_ids:
                 break
@@ -136,7 +141,7 @@ class LMStepWriter:
                 break
             logits, cache = self._forward([token], cache)
         else:
-            distribution = _distribution(logits, forbidden)
+            distribution = masked_log_softmax(logits, self.forbidden, 1.0).exp()
         next_probs = tuple(float(distribution[i]) for i in self.meta_ids)
         return WrittenStep(tuple(written), float(np.mean(probs)) if probs else 1.0, min(probs, default=1.0), next_probs)
 
@@ -146,13 +151,6 @@ class LMStepWriter:
         names the argument ``cache`` from 5.20 on, ``past_key_values`` before)."""
         out = self.model(torch.tensor([ids], device=self.device), None, None, cache, use_cache=True)
         return out.logits[0, -1], out.cache if "cache" in out else out.past_key_values
-
-
-def _distribution(logits: torch.Tensor, forbidden: int | None) -> torch.Tensor:
-    logits = logits.float().clone()
-    if forbidden is not None and forbidden < len(logits):
-        logits[forbidden] = -float("inf")
-    return torch.softmax(logits, dim=-1)
 
 
 class CoatMetaEnv(gym.Env):

@@ -128,6 +128,7 @@ def test_lm_step_writer_is_the_models_greedy_step_and_memoises(tmp_path):
         for _ in range(12):
             logits = writer.model(torch.tensor([sequence])).logits[0, -1].float()
             logits[writer.tokenizer.pad_token_id] = -float("inf")
+            logits[len(writer.tokenizer) :] = -float("inf")
             token = int(logits.argmax())
             if token in writer.meta_ids:
                 break
@@ -138,3 +139,20 @@ def test_lm_step_writer_is_the_models_greedy_step_and_memoises(tmp_path):
     assert list(step.tokens) == expected
     assert 0 < step.min_prob <= step.mean_prob <= 1 and all(0 <= p <= 1 for p in step.next_action_probs)
     assert writer.write(state) is step  # memoised
+
+
+def test_lm_step_writer_never_writes_ids_beyond_the_tokenizer(tmp_path):
+    """A model whose embedding has more rows than the tokenizer has ids (as Qwen pads it): the
+    extra ids get no probability, however large their logits."""
+    import torch
+
+    from agents.models import build_model, load_policy
+
+    build_model("tiny", tmp_path / "model", seed=0)
+    model, tokenizer = load_policy(str(tmp_path / "model"))
+    model.resize_token_embeddings(len(tokenizer) + 8)
+    with torch.no_grad():
+        model.get_output_embeddings().weight[len(tokenizer) :] = 50.0  # would win every argmax
+    writer = LMStepWriter(model, tokenizer, max_step_tokens=6)
+    step = writer.write(tokenizer.encode("Kim has 3 pens.", add_special_tokens=False) + [writer.meta_ids[0]])
+    assert step.tokens and max(step.tokens) < len(tokenizer)
