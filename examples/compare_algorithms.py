@@ -36,8 +36,9 @@ def main(
     threads: int = 0,
     **overrides,
 ) -> dict[str, list[dict]]:
-    """Train each algorithm for each seed; write ``OUT/comparison.md``, ``OUT/results.json`` and
-    ``OUT/learning_curves.png``; return the per-run results by algorithm."""
+    """Train each algorithm for each seed (``overrides``: more TrainConfig fields, the same for
+    every run); write ``OUT/comparison.md``, ``OUT/results.json`` and ``OUT/learning_curves.png``;
+    return the per-run results by algorithm."""
     if threads:
         torch.set_num_threads(threads)
     algos = algos or sorted(ALGORITHMS)
