@@ -198,13 +198,14 @@ class CoatMetaEnv(gym.Env):
         self.observation_space = spaces.Box(0.0, 1.0, shape=(len(FEATURES),), dtype=np.float32)
         self._choices: list[str] = []
         self._last: WrittenStep | None = None
+        self._answer: str | None = None  # the last number written so far
         self._answer_changed = False
         self._prompt_length = 0
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         _, info = self.env.reset(seed=seed, options=options)
-        self._choices, self._last, self._answer_changed = [], None, False
+        self._choices, self._last, self._answer, self._answer_changed = [], None, None, False
         self._prompt_length = info["prompt_length"]
         return self._features(), {**info, "choices": []}
 
@@ -218,10 +219,10 @@ class CoatMetaEnv(gym.Env):
         chunk = self._prefix[choice] + list(step.tokens)
         if choice == "answer" and (not step.tokens or step.tokens[-1] != self.env.eos_id):
             chunk.append(self.env.eos_id)
-        before = self._current_answer()
         _, reward, terminated, truncated, info = self.env.step_tokens(chunk)
         self._last = step
-        self._answer_changed = self._current_answer() != before
+        answer = self._current_answer()
+        self._answer_changed, self._answer = answer != self._answer, answer
         return self._features(), float(reward), terminated, truncated, {**info, "choices": list(self._choices)}
 
     def _current_answer(self) -> str | None:
