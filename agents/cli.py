@@ -8,6 +8,9 @@
     satori sft --model runs/tiny/base --data runs/tiny/demos.jsonl --out runs/tiny/sft
     satori train --preset tiny                # stage one if needed, then PPO with RAE (17 min on a 2-core CPU)
     satori train-rm --out runs/reward-model   # the outcome reward model of the preference bonus
+    satori eval --model runs/tiny/rl/model --bench arith --template compact --max-new-tokens 160
+    satori eval --model /path/to/Satori-Qwen-7B --engine vllm   # the paper's table: greedy pass@1 on every benchmark
+    satori bench                              # every benchmark script, one table of ratios (about 10 minutes)
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Annotated, Any
 import tyro
 from tqdm import tqdm
 
+from agents.bench_eval import EvalArgs
+from agents.bench_suite import BenchArgs
 from agents.config import TrainConfig, preset
 from agents.reward_model import RewardModelArgs
 from agents.sft import SFTArgs, train_sft
@@ -195,6 +200,32 @@ def _train_config(argv: list[str]) -> TrainConfig:
     return tyro.cli(TrainConfig, default=default, args=args, prog="satori train", description=f"{TrainConfig.__doc__} (preset: {name})")
 
 
+def run_eval(args: EvalArgs) -> int:
+    from agents.bench_eval import report_markdown, run_eval as evaluate_benchmarks
+
+    try:
+        args.check()
+    except ValueError as error:
+        raise SystemExit(f"satori eval: {error}") from None
+    results = evaluate_benchmarks(args)
+    print(report_markdown(results))
+    print(f"every response in {args.out}/results.json" + (f", COAT plots in {args.out}/coat.png" if args.plots else ""))
+    return 0
+
+
+def run_bench(args: BenchArgs) -> int:
+    from agents.bench_suite import run_bench as run_scripts
+
+    try:
+        report, failures = run_scripts(args)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"satori bench: {error}") from None
+    print(report)
+    for failure in failures:
+        print(f"failed: {failure}")
+    return 1 if failures else 0
+
+
 def run_train_rm(args: RewardModelArgs) -> int:
     metrics = args.run()
     print(" ".join(f"{name}={value:.4f}" for name, value in metrics.items()))
@@ -217,6 +248,8 @@ COMMANDS: dict[str, tuple[type, Callable[[Any], int]]] = {
     "sft": (SFTArgs, run_sft),
     "train": (TrainConfig, run_train),
     "train-rm": (RewardModelArgs, run_train_rm),
+    "eval": (EvalArgs, run_eval),
+    "bench": (BenchArgs, run_bench),
 }
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from agents.engines import GenerationEngine, SamplingParams
 from satori_env import Problem, RestartState, SatoriMathVectorEnv
@@ -52,8 +53,12 @@ def evaluate(
     params: SamplingParams = SamplingParams(temperature=0.0),
     batch_size: int = 128,
     prompt_template: Any = "compact",
+    progress: bool = False,
+    desc: str = "evaluate",
 ) -> EvalResult:
-    """Run ``engine`` once on each problem (or each restart state) and measure the episodes."""
+    """Run ``engine`` once on each problem (or each restart state) and measure the episodes.
+    A seeded ``params`` seeds each batch of ``batch_size`` episodes differently (seed + batch
+    index), so no two batches share a random stream."""
     starts = [{"problem": p} for p in problems] + [{"restart_state": s} for s in restart_states]
     if not starts:
         raise ValueError("evaluate needs problems or restart states")
@@ -68,11 +73,13 @@ def evaluate(
         prompt_template=template,
     )
     records: list[dict[str, Any]] = []
-    for begin in range(0, len(starts), size):
+    bar = tqdm(total=len(starts), desc=desc, disable=not progress, unit="problem")
+    for batch_index, begin in enumerate(range(0, len(starts), size)):
         chunk = starts[begin : begin + size]
+        batch_params = params if params.seed is None else replace(params, seed=params.seed + batch_index)
         obs, _ = envs.reset(options=chunk + [chunk[-1]] * (size - len(chunk)))  # the vector env has a fixed size
         prompts = [obs["tokens"][i, : obs["length"][i, 0]].tolist() for i in range(size)]
-        *_, infos = envs.step_tokens(engine.generate(prompts, params))  # every episode ends here
+        *_, infos = envs.step_tokens(engine.generate(prompts, batch_params))  # every episode ends here
         final = infos["final_info"]
         for i in range(len(chunk)):
             records.append(
@@ -88,6 +95,8 @@ def evaluate(
                     "gold": final["gold"][i],
                 }
             )
+        bar.update(len(chunk))
+    bar.close()
     by_level: dict[int, list[bool]] = defaultdict(list)
     for record in records:
         by_level[record["level"]].append(record["correct"])

@@ -1,0 +1,243 @@
+"""``satori eval``: a model on the math benchmarks, by the protocol of Satori's table.
+
+Protocol (what the published numbers mean, and what this harness does by default):
+
+* **Problems**: each benchmark's test set as vendored in ``satori_env`` (GSM8K test 1319,
+  MATH500 500, OlympiadBench 675, AMC23 40, AIME24 30, Minerva 272), in file order; ``--limit N``
+  keeps the first N.
+* **Prompt**: zero-shot, Satori's chat template (``satori_env.coat.PROMPT_TEMPLATES["satori"]``:
+  "Solve the following math problem efficiently and clearly. Please reason step by step, and put
+  your final answer within \\boxed{}."), one problem per prompt, no few-shot examples.
+* **Decoding**: greedy (temperature 0) for pass@1, at most ``max_new_tokens`` (4096) new tokens,
+  stopping at EOS or ``<|im_end|>``. With ``--k K``, K more samples per problem at temperature
+  0.6, top-p 0.95 (Satori's sampling temperature) give sampled pass@1 (mean), pass@K (unbiased
+  estimator) and maj@K (majority answer by equivalence).
+* **Answer**: the last ``\\boxed{}`` of the response (else "The answer is ...", else ``#### ...``),
+  judged against the gold answer by the library's verifier (math-verify underneath, an exact fast
+  path for plain numbers, a hard per-check timeout): the same code that rewards the policy in
+  training, run through ``SatoriMathVectorEnv``. ``satori datasets --check`` and
+  ``tests/test_bench_eval.py`` run this extraction on every benchmark's own reference solutions.
+
+Outputs, in ``--out``: ``results.json`` (every number and every response), ``results.md`` (the
+table, with Satori-Qwen-7B's published pass@1 beside ours), and ``coat.png`` (COAT analysis).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.engines import ENGINES, GenerationEngine, SamplingParams, make_engine
+from agents.eval_metrics import answer_changes, majority_vote, pass_at_k
+from agents.evaluate import evaluate
+from satori_env import Problem, SatoriMathEnv, load_problems
+from satori_env.atomic import atomic_write
+from satori_env.coat import META_ACTIONS
+from satori_env.verifier import Verifier, default_verifier
+
+__all__ = ["BENCHMARKS", "PUBLISHED_SATORI_7B", "EvalArgs", "coat_analysis", "evaluate_benchmark", "report_markdown", "run_eval"]
+
+BENCHMARKS: dict[str, str] = {
+    "gsm8k": "gsm8k:test",
+    "math500": "math500",
+    "olympiadbench": "olympiadbench",
+    "amc23": "amc23",
+    "aime24": "aime24",
+    "minerva": "minerva",
+    "arith": "arith:test",  # the procedural held-out problems the tiny preset trains for
+}
+"""``--bench`` name -> problem source (``satori datasets`` lists the sources)."""
+
+PUBLISHED_SATORI_7B: dict[str, float] = {"gsm8k": 93.2, "math500": 85.6, "olympiadbench": 46.6, "amc23": 67.5, "aime24": 20.0}
+"""Satori-Qwen-7B greedy pass@1 (%), Table 1 of the paper: what this protocol must reproduce."""
+
+
+@dataclass
+class EvalArgs:
+    """Evaluate a model on math benchmarks: greedy pass@1, and with --k sampled pass@k and maj@k;
+    results as JSON and a markdown table, COAT analysis as a PNG."""
+
+    model: str
+    """the policy: a local directory or a hub id (AutoModelForCausalLM + its tokenizer)"""
+    bench: str = "gsm8k,math500,olympiadbench,amc23,aime24,minerva"
+    """comma-separated benchmarks: gsm8k, math500, olympiadbench, amc23, aime24, minerva, arith"""
+    limit: int | None = None
+    """at most this many problems per benchmark (the first ones), for quick runs"""
+    k: int = 0
+    """samples per problem for sampled pass@1, pass@k and maj@k (0: greedy pass@1 only)"""
+    temperature: float = 0.6
+    """sampling temperature of the k samples"""
+    top_p: float = 0.95
+    """nucleus threshold of the k samples"""
+    max_new_tokens: int = 4096
+    """most tokens of one response"""
+    template: str = "satori"
+    """prompt template: satori (Satori's chat prompt), compact (the tiny preset's), or a format string with {question}"""
+    engine: str = "hf"
+    """generation engine: hf or vllm"""
+    device: str = "auto"
+    """cpu, cuda, or auto"""
+    batch_size: int = 64
+    """prompts per generation call"""
+    seed: int = 0
+    """seed of the sampling"""
+    out: str = "runs/eval"
+    """directory for results.json, results.md and coat.png"""
+    plots: bool = True
+    """write coat.png"""
+    progress: bool = True
+    """progress bars"""
+
+    def benchmarks(self) -> list[str]:
+        """The ``--bench`` names, checked (``ValueError`` lists the valid ones)."""
+        names = [name.strip() for name in self.bench.split(",") if name.strip()]
+        unknown = [name for name in names if name not in BENCHMARKS]
+        if unknown or not names:
+            raise ValueError(f"unknown benchmark(s) {unknown or [self.bench]}; valid: {list(BENCHMARKS)}")
+        return names
+
+    def check(self) -> None:
+        """Every setting, checked before any model is loaded."""
+        self.benchmarks()
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine {self.engine!r}; valid engines: {list(ENGINES)}")
+        if self.k < 0:
+            raise ValueError(f"k must be >= 0 (0: greedy only), got {self.k}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be >= 1 (or unset for every problem), got {self.limit}")
+        SamplingParams(self.max_new_tokens, self.temperature, self.top_p)  # its own checks
+
+
+def evaluate_benchmark(
+    engine: GenerationEngine,
+    tokenizer: Any,
+    problems: Sequence[Problem],
+    args: EvalArgs,
+    verifier: Verifier | None = None,
+    desc: str = "",
+) -> dict[str, Any]:
+    """Greedy pass@1 (and with ``args.k`` the sampled metrics) of ``engine`` on ``problems``,
+    plus the COAT analysis of the greedy responses. Every response is kept in ``"records"``."""
+    verifier = verifier or default_verifier()
+    greedy = SamplingParams(args.max_new_tokens, temperature=0.0)
+    run = evaluate(engine, tokenizer, problems, params=greedy, batch_size=args.batch_size, prompt_template=args.template, progress=args.progress, desc=f"{desc} greedy")
+    result: dict[str, Any] = {"n": run.n, "pass@1": run.accuracy, "mean_new_tokens": run.mean_new_tokens, "well_formed": run.well_formed}
+    if args.k:
+        sampled_params = SamplingParams(args.max_new_tokens, args.temperature, args.top_p, seed=args.seed)
+        repeated = [problem for problem in problems for _ in range(args.k)]
+        sampled = evaluate(engine, tokenizer, repeated, params=sampled_params, batch_size=args.batch_size, prompt_template=args.template, progress=args.progress, desc=f"{desc} k={args.k}")
+        result.update(_sampled_metrics(sampled.records, args.k, verifier))
+        result["sampled_records"] = sampled.records
+    result["coat"] = coat_analysis(run.records, verifier)
+    result["records"] = run.records
+    return result
+
+
+def _sampled_metrics(records: list[dict[str, Any]], k: int, verifier: Verifier) -> dict[str, float]:
+    def same(a: str, b: str) -> bool:
+        return verifier.check(f"\\boxed{{{a}}}", b).correct
+
+    per_problem = [records[start : start + k] for start in range(0, len(records), k)]
+    return {
+        "sampled_pass@1": float(np.mean([r["correct"] for r in records])),
+        f"pass@{k}": float(np.mean([pass_at_k(k, sum(r["correct"] for r in group), k) for group in per_problem])),
+        f"maj@{k}": float(np.mean([majority_vote([r["answer"] for r in group], [r["correct"] for r in group], same) for group in per_problem])),
+    }
+
+
+def coat_analysis(records: list[dict[str, Any]], verifier: Verifier | None = None) -> dict[str, Any]:
+    """How a policy uses COAT on a benchmark, from evaluation records (``completion``, ``gold``,
+    ``actions``, ``num_new_tokens``, ``correct``).
+
+    Returns: ``actions_per_response`` (mean count of each meta-action), ``responses_with``
+    (share of responses using each at least once), ``changes`` (for reflect and explore: how
+    often the answer written before it was wrong and the next one right, ``wrong_to_right``;
+    right then wrong, ``right_to_wrong``; unchanged in correctness, ``kept``; no answer before
+    it, ``no_answer_before``), ``accuracy_with_reflection`` / ``accuracy_without_reflection``,
+    and ``lengths`` (every response's new-token count, for the histogram)."""
+    verifier = verifier or default_verifier()
+    changes = [(change, record["gold"]) for record in records for change in answer_changes(record["completion"])]
+    to_check = sorted({(answer, gold) for change, gold in changes for answer in (change.before, change.after) if answer is not None})
+    verdicts = dict(zip(to_check, (v.correct for v in verifier.check_batch([(f"\\boxed{{{a}}}", g) for a, g in to_check]))))
+    counts = {name: {"wrong_to_right": 0, "right_to_wrong": 0, "kept": 0, "no_answer_before": 0} for name in ("reflect", "explore")}
+    for change, gold in changes:
+        tally = counts[change.action]
+        if change.before is None:
+            tally["no_answer_before"] += 1
+            continue
+        before = verdicts[(change.before, gold)]
+        after = before if change.after is None else verdicts[(change.after, gold)]
+        tally["wrong_to_right" if after and not before else "right_to_wrong" if before and not after else "kept"] += 1
+    reflected = [r["correct"] for r in records if r["actions"]["reflect"] or r["actions"]["explore"]]
+    plain = [r["correct"] for r in records if not (r["actions"]["reflect"] or r["actions"]["explore"])]
+    return {
+        "actions_per_response": {name: float(np.mean([r["actions"][name] for r in records])) for name in META_ACTIONS},
+        "responses_with": {name: float(np.mean([r["actions"][name] > 0 for r in records])) for name in META_ACTIONS},
+        "changes": counts,
+        "accuracy_with_reflection": float(np.mean(reflected)) if reflected else None,
+        "accuracy_without_reflection": float(np.mean(plain)) if plain else None,
+        "lengths": [int(r["num_new_tokens"]) for r in records],
+    }
+
+
+def run_eval(args: EvalArgs) -> dict[str, Any]:
+    """Load the model, evaluate every benchmark, write ``results.json``, ``results.md`` and
+    ``coat.png`` to ``args.out``; returns the results."""
+    args.check()
+    from agents.models import load_policy
+
+    model, tokenizer = load_policy(args.model, device=args.device)
+    model.eval()
+    env = SatoriMathEnv(tokenizer=tokenizer, prompt_template=args.template)  # what the engine may write
+    engine = make_engine(args.engine, model, env, model_path=args.model)
+    results: dict[str, Any] = {"config": asdict(args), "benchmarks": {}}
+    for name in args.benchmarks():
+        problems = load_problems(BENCHMARKS[name], limit=args.limit, seed=args.seed)
+        results["benchmarks"][name] = evaluate_benchmark(engine, tokenizer, problems, args, desc=name)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "results.json", json.dumps(results, indent=1).encode())
+    atomic_write(out / "results.md", report_markdown(results).encode())
+    if args.plots:
+        from agents.plotting import plot_coat_analysis
+
+        plot_coat_analysis({name: bench["coat"] for name, bench in results["benchmarks"].items()}, out / "coat.png")
+    return results
+
+
+def report_markdown(results: dict[str, Any]) -> str:
+    """The results table (percentages), with Satori-Qwen-7B's published greedy pass@1 beside ours,
+    and the COAT analysis table."""
+    config, benches = results["config"], results["benchmarks"]
+    k = config["k"]
+    sampled = ["sampled_pass@1", f"pass@{k}", f"maj@{k}"] if k else []
+    header = ["benchmark", "n", "pass@1 (greedy)", *(key.replace("_", " ") for key in sampled), "Satori-Qwen-7B (paper)", "mean new tokens"]
+    lines = [
+        f"model: `{config['model']}`, template {config['template']}, engine {config['engine']}, "
+        f"max {config['max_new_tokens']} new tokens" + (f", k={k} at temperature {config['temperature']}" if k else ""),
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for name, bench in benches.items():
+        cells = [name, str(bench["n"]), _pct(bench["pass@1"]), *(_pct(bench[key]) for key in sampled)]
+        published = PUBLISHED_SATORI_7B.get(name)
+        cells += [f"{published:.1f}" if published is not None else "-", f"{bench['mean_new_tokens']:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "COAT (greedy responses): meta-actions per response; answer changes at reflect/explore (wrong->right / right->wrong / kept / no answer before)", ""]
+    lines += ["| benchmark | continue | reflect | explore | reflect changes | explore changes |", "|---|---|---|---|---|---|"]
+    for name, bench in benches.items():
+        coat = bench["coat"]
+        per = coat["actions_per_response"]
+        change = ["{wrong_to_right} / {right_to_wrong} / {kept} / {no_answer_before}".format(**coat["changes"][a]) for a in ("reflect", "explore")]
+        lines.append(f"| {name} | {per['continue']:.2f} | {per['reflect']:.2f} | {per['explore']:.2f} | {change[0]} | {change[1]} |")
+    return "\n".join(lines) + "\n"
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"

@@ -1,0 +1,107 @@
+"""The numbers a math evaluation reports, from per-sample verdicts.
+
+* :func:`pass_at_k`: the unbiased estimator of Chen et al. (2021): the chance that at least one
+  of ``k`` samples drawn without replacement from ``n`` (``c`` of them right) is right.
+* :func:`majority_vote`: maj@k (self-consistency): the most common final answer among the
+  samples wins, answers compared by mathematical equivalence, not by string.
+* :func:`answer_changes`: what each ``<|reflect|>`` / ``<|explore|>`` did to the answer: the
+  answer written before the meta-action against the next one written after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from math import comb
+
+from satori_env.coat import META_ACTIONS
+from satori_env.verifier import extract_answer
+
+__all__ = ["AnswerChange", "answer_changes", "majority_vote", "pass_at_k"]
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """``1 - C(n - c, k) / C(n, k)``: pass@k estimated from ``n`` samples of which ``c`` are right.
+
+    >>> pass_at_k(4, 1, 1), pass_at_k(4, 1, 4), pass_at_k(4, 0, 2)
+    (0.25, 1.0, 0.0)
+    """
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def majority_vote(answers: Sequence[str | None], correct: Sequence[bool], same: Callable[[str, str], bool]) -> bool:
+    """Whether the majority answer of a problem's samples is right.
+
+    Samples without an answer do not vote. Answers are grouped with ``same`` (an equivalence
+    check, e.g. the verifier's); the largest group wins, ties going to the group answered
+    first; the group is right when its first sample is (its members are equivalent).
+    """
+    if len(answers) != len(correct):
+        raise ValueError(f"majority_vote: {len(answers)} answers but {len(correct)} verdicts")
+    groups: list[list[int]] = []  # sample indices, grouped by equivalent answers
+    for index, answer in enumerate(answers):
+        if answer is None:
+            continue
+        for group in groups:
+            if same(answers[group[0]], answer):
+                group.append(index)
+                break
+        else:
+            groups.append([index])
+    if not groups:
+        return False
+    winner = max(groups, key=len)  # max keeps the first of equal-sized groups
+    return bool(correct[winner[0]])
+
+
+@dataclass(frozen=True)
+class AnswerChange:
+    """One ``<|reflect|>`` or ``<|explore|>`` of a completion and the answers around it.
+
+    Attributes:
+        action: "reflect" or "explore".
+        before: the last answer written before the meta-action (None: none yet).
+        after: the first answer written after it (None: none; the answer stands as ``before``).
+    """
+
+    action: str
+    before: str | None
+    after: str | None
+
+
+def answer_changes(completion: str) -> list[AnswerChange]:
+    """Every reflect/explore meta-action of ``completion`` with the answers around it.
+
+    >>> answer_changes(r"<|continue|>so \\boxed{4}<|reflect|>2+3 is not 4.<|explore|>2+3=5, \\boxed{5}")
+    [AnswerChange(action='reflect', before='4', after='5'), AnswerChange(action='explore', before='4', after='5')]
+    """
+    marks = sorted(
+        (position, name)
+        for name in ("reflect", "explore")
+        for position in _positions(completion, META_ACTIONS[name])
+    )
+    changes = []
+    for position, name in marks:
+        token_end = position + len(META_ACTIONS[name])
+        changes.append(AnswerChange(name, extract_answer(completion[:position]), _first_answer(completion[token_end:])))
+    return changes
+
+
+def _positions(text: str, token: str) -> list[int]:
+    positions, start = [], text.find(token)
+    while start != -1:
+        positions.append(start)
+        start = text.find(token, start + len(token))
+    return positions
+
+
+def _first_answer(text: str) -> str | None:
+    """The first answer written in ``text``: the answer of the shortest prefix that has one, cut
+    at meta-action boundaries (each step is read whole)."""
+    for end in sorted(p for token in META_ACTIONS.values() for p in _positions(text, token)) + [len(text)]:
+        answer = extract_answer(text[:end])
+        if answer is not None:
+            return answer
+    return None
