@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
+import sys
 import time
 
 import numpy as np
 import torch
 from transformers import LlamaForCausalLM, LogitsProcessor, LogitsProcessorList
 
-from agents.models import llama_config
-from satori_env import SatoriMathEnv, SatoriMathVectorEnv
-from satori_env.verifier import default_verifier
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from agents.models import llama_config  # noqa: E402
+from benchmarks.report import Ratio, machine, write_json  # noqa: E402
+from satori_env import SatoriMathEnv, SatoriMathVectorEnv  # noqa: E402
+from satori_env.verifier import default_verifier  # noqa: E402
 
 BATCH, NEW_TOKENS = 64, 128
 
@@ -113,6 +116,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="measurements per path (the median is reported)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None, help="write the ratio rows here (for satori bench)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     default_verifier().start()  # a training run starts it once; keep its start-up out of the timing
@@ -153,7 +157,7 @@ def main() -> int:
     med = statistics.median
     chunk_share = med(chunk_env) / (med(chunk_gen) + med(chunk_env))
     token_share = med(token_env) / med(token_total)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads; "
+    print(f"machine: {machine()}; {args.threads} threads; "
           f"model {n_params / 1e6:.2f}M parameters; batch {BATCH}, {NEW_TOKENS} new tokens; median of {args.repeats}")
     print("\n| env only | tokens/s |\n|---|---|")
     for name, rate in throughput.items():
@@ -164,6 +168,10 @@ def main() -> int:
     print(f"| generate stepping the env every token | {med(token_total):.3f} | {token_share:.1%} |")
     print(f"\nchunk path: env overhead {chunk_share:.1%} (target <= 5 %); "
           f"total / raw generate = {(med(chunk_gen) + med(chunk_env)) / med(raw):.3f}")
+    write_json(
+        [Ratio("env overhead", f"generate + step_tokens, s ({BATCH} x {NEW_TOKENS} tokens)", med(chunk_gen) + med(chunk_env), med(raw), "raw generate", True, 0.95)],
+        args.json,
+    )
     return 0 if chunk_share <= 0.05 else 1
 
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -32,12 +32,15 @@ from pathlib import Path
 
 import torch
 
-from agents.config import preset
-from agents.models import build_model
-from agents.train import train_rl
-from satori_env import load_problems
-from satori_env.coat import get_template
-from satori_env.verifier import default_verifier
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from agents.config import preset  # noqa: E402
+from agents.models import build_model  # noqa: E402
+from agents.train import train_rl  # noqa: E402
+from benchmarks.report import Ratio, machine, write_json  # noqa: E402
+from satori_env import load_problems  # noqa: E402
+from satori_env.coat import get_template  # noqa: E402
+from satori_env.verifier import default_verifier  # noqa: E402
 
 PROMPTS, SAMPLES, NEW_TOKENS, MICRO_BATCH = 16, 8, 128, 32
 
@@ -119,11 +122,17 @@ def trl_steps(model_path: str, steps: int, out: str) -> tuple[list[float], list[
     return timer.seconds, [length * PROMPTS * SAMPLES for length in lengths]
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=4, help="steps per side; the first is a warm-up")
     parser.add_argument("--satori", nargs="+", default=["ppo:hf"], help="ALGO:ENGINE runs of satori's loop (e.g. ppo:hf grpo:hf ppo:vllm)")
+    parser.add_argument("--json", default=None, help="write the ratio rows here (for satori bench)")
     args = parser.parse_args()
+    try:
+        import trl  # noqa: F401
+    except ImportError:
+        print("the baseline needs TRL: pip install trl", file=sys.stderr)
+        return 2
     torch.set_num_threads(os.cpu_count() or 1)
     rows: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,14 +144,23 @@ def main() -> None:
             rows[f"satori {algo} ({engine or 'hf'})"] = statistics.median(seconds[1:]), statistics.mean(tokens[1:])
         seconds, tokens = trl_steps(model_path, args.steps, str(Path(tmp) / "trl"))
         theirs_s, theirs_t = rows["TRL GRPOTrainer"] = statistics.median(seconds[1:]), statistics.mean(tokens[1:])
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}")
+    print(f"machine: {machine()}")
     print(f"batch: {PROMPTS} prompts x {SAMPLES} samples, <= {NEW_TOKENS} new tokens, micro-batch {MICRO_BATCH}; {args.steps - 1} timed steps each")
     print("| run | s/step | tokens/step | tokens/s | speed-up vs TRL (s/step) | speed-up (tokens/s) |")
     print("|---|---|---|---|---|---|")
     for name, (step_s, step_t) in rows.items():
         print(f"| {name} | {step_s:.2f} | {step_t:.0f} | {step_t / step_s:.0f} | {theirs_s / step_s:.2f}x | {(step_t / step_s) / (theirs_t / theirs_s):.2f}x |")
     print("target: >= 2x for satori's PPO step")
+    write_json(
+        [
+            Ratio("RL step", f"{name}, s/step ({PROMPTS} x {SAMPLES} completions, <= {NEW_TOKENS} tokens)", step_s, theirs_s, "TRL GRPOTrainer", True, 2.0 if "ppo" in name else None)
+            for name, (step_s, _) in rows.items()
+            if name != "TRL GRPOTrainer"
+        ],
+        args.json,
+    )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.report import Ratio, write_json  # noqa: E402
 from benchmarks.verifier_cases import CANARY, EQUIVALENT, HOSTILE, NOT_EQUIVALENT, Case, dataset_cases  # noqa: E402
 from satori_env._verifier_worker import _WARM_UP as WARM_UP  # noqa: E402
 from satori_env.verifier import Verifier  # noqa: E402
@@ -104,6 +105,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1.0, help="the verifier's per-call timeout")
     parser.add_argument("--workers", type=int, default=2, help="the verifier's worker processes")
     parser.add_argument("--direct-cap", type=float, default=10.0, help="kill a direct math-verify call after this")
+    parser.add_argument("--json", default=None, help="write the ratio rows here (for satori bench)")
     args = parser.parse_args()
 
     sets: dict[str, list[Case]] = {}
@@ -174,6 +176,15 @@ def main() -> int:
     if injected:
         failures.append(f"an injection case created {CANARY}")
     print("targets: " + ("all met" if not failures else "MISSED: " + "; ".join(failures)))
+    direct_name = "math-verify direct"
+    write_json(
+        [
+            Ratio("verifier", f"p99 latency, ms ({len(mine_all)} checks)", np.percentile(mine_all, 99) * 1e3, np.percentile(theirs_all, 99) * 1e3, direct_name, True, 1.0),
+            Ratio("verifier", "total time of all checks, s", mine_all.sum(), theirs_all.sum(), direct_name, True),
+            Ratio("verifier", "accuracy on labelled adversarial cases", results["adversarial labelled"][0].accuracy, results["adversarial labelled"][1].accuracy, direct_name, False, 1.0),
+        ],
+        args.json,
+    )
     return 1 if failures else 0
 
 

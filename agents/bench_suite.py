@@ -1,0 +1,95 @@
+"""``satori bench``: every benchmark script of ``benchmarks/``, one table of ratios.
+
+Each script measures ours against a baseline in the same run (the verifier against math-verify
+called directly, the environment's overhead against raw ``generate``, the rollout engines'
+tokens/s against ``generate``, the RL step against TRL's ``GRPOTrainer``) and writes its rows as
+JSON (``benchmarks/report.py``); this command runs them one after another, each in a fresh
+process, and prints the machine and all rows. The scripts live in the repository (they are
+measurement code, not library code), so the command runs from a checkout.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+__all__ = ["SUITE", "BenchArgs", "run_bench"]
+
+BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+
+SUITE: dict[str, tuple[str, list[str], list[str]]] = {
+    # name: (script, quick arguments, full arguments)
+    "verifier": ("verifier.py", ["--limit", "100"], []),
+    "env": ("env_overhead.py", ["--repeats", "3"], ["--repeats", "5"]),
+    "engine": ("engine_throughput.py", ["--repeats", "3"], ["--repeats", "5"]),
+    "rl": ("ppo_step.py", ["--steps", "3"], ["--steps", "5"]),
+}
+"""``--only`` name -> (script, quick arguments, full arguments). Quick: a few minutes each on a
+2-core CPU."""
+
+
+@dataclass
+class BenchArgs:
+    """Run the benchmark scripts and print one table of ratios against baselines measured in
+    the same run, with the machine described."""
+
+    only: str = "verifier,env,engine,rl"
+    """comma-separated: verifier, env, engine, rl"""
+    full: bool = False
+    """the scripts' full settings (longer) instead of the quick ones"""
+    vllm: bool = False
+    """also time the vLLM engine (engine throughput and the RL step)"""
+    out: str | None = None
+    """also write the table (bench.md) and the rows (bench.json) to this directory"""
+
+    def selected(self) -> list[str]:
+        names = [name.strip() for name in self.only.split(",") if name.strip()]
+        unknown = [name for name in names if name not in SUITE]
+        if unknown or not names:
+            raise ValueError(f"unknown benchmark(s) {unknown or [self.only]}; valid: {list(SUITE)}")
+        return names
+
+
+def _command(name: str, args: BenchArgs, json_path: Path) -> list[str]:
+    script, quick, full = SUITE[name]
+    extra = []
+    if args.vllm and name == "engine":
+        extra = ["--vllm"]
+    if args.vllm and name == "rl":
+        extra = ["--satori", "ppo:hf", "ppo:vllm"]
+    return [sys.executable, str(BENCHMARKS_DIR / script), *(full if args.full else quick), *extra, "--json", str(json_path)]
+
+
+def run_bench(args: BenchArgs) -> tuple[str, list[str]]:
+    """Run the selected scripts; returns the report (machine line and table) and the failures
+    (scripts that wrote no rows, with the end of their output)."""
+    import json
+
+    sys.path.insert(0, str(BENCHMARKS_DIR.parent))
+    from benchmarks.report import machine, markdown_table, read_json
+
+    names = args.selected()
+    if not BENCHMARKS_DIR.is_dir():
+        raise FileNotFoundError(f"satori bench runs the scripts in a checkout's benchmarks/ directory; none at {BENCHMARKS_DIR}")
+    rows, failures = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in tqdm(names, desc="benchmarks", unit="script"):
+            json_path = Path(tmp) / f"{name}.json"
+            done = subprocess.run(_command(name, args, json_path), capture_output=True, text=True, cwd=BENCHMARKS_DIR.parent)
+            if json_path.exists():
+                rows += read_json(json_path)
+            else:
+                tail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-3:]
+                failures.append(f"{name} (exit {done.returncode}): " + " / ".join(tail))
+    report = f"machine: {machine()}\n\n{markdown_table(rows)}\n"
+    if args.out is not None:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench.md").write_text(report)
+        (out / "bench.json").write_text(json.dumps([row.__dict__ for row in rows], indent=1))
+    return report, failures

