@@ -163,7 +163,8 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
         params = SamplingParams(config.max_new_tokens, config.temperature, config.top_p, seed=config.seed * 1_000_003 + iteration)
         rollout = collect_rollout(envs, engine, params, group_size)
         rollout_seconds = time.perf_counter() - started
-        _score(policy, reference, rollout, algorithm, config, device)
+        if algorithm.needs_scoring(rollout.num_episodes):
+            _score(policy, reference, rollout, algorithm, config, device)
         scored = time.perf_counter()
         metrics = algorithm.update(rollout)
         engine.sync_weights()

@@ -97,4 +97,5 @@ def stub_policy():
 
     policy = torch.nn.Linear(1, 1)
     policy.actor_parameters = policy.parameters
+    policy.critic_parameters = lambda: []
     return policy

@@ -128,3 +128,38 @@ def test_every_algorithm_learns_to_write_a_rewarded_sequence(tmp_path, algo):
     # measured over the last five of 25 iterations, policy seeds 0/1/2 (this test is seed 0):
     # ppo 0.996/0.992/0.647, grpo 0.974/0.668/0.992, rloo 0.993/0.998/0.998, reinforce_pp 0.993/0.996/0.995
     assert first < 0.2 and last > 0.6
+
+
+def test_scoring_is_skipped_only_when_the_rollout_serves_one_optimiser_step():
+    def needs(cls, **overrides):
+        return _algorithm(cls, **{"episodes_per_iteration": 8, "minibatch_size": 8, "ppo_epochs": 1, "kl_coef": 0.0, **overrides}).needs_scoring(8)
+
+    assert not needs(GRPO) and not needs(RLOO) and not needs(ReinforcePlusPlus)
+    assert needs(PPO)  # the critic's values
+    assert needs(GRPO, kl_coef=0.01)  # the reference's log-probabilities
+    assert needs(GRPO, ppo_epochs=2) and needs(GRPO, minibatch_size=4)  # the ratio moves away from 1
+
+
+def test_an_unscored_single_step_update_equals_the_scored_one(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from agents.policy import ActorCritic
+    from tests.helpers import toy_policy
+
+    toy_policy(tmp_path / "policy")
+    config = TrainConfig(algo="grpo", episodes_per_iteration=8, minibatch_size=8, micro_batch_size=4, ppo_epochs=1, kl_coef=0.0, bf16=False)
+    tokens = torch.randint(0, 10, (8, 7), generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(8, 6)
+    mask[:, 2:] = 1
+    gradients = []
+    for scored in (True, False):
+        policy = ActorCritic(AutoModelForCausalLM.from_pretrained(tmp_path / "policy"), "none")
+        rollout = Rollout(tokens, torch.ones_like(tokens), mask, REWARDS.clone(), GROUPS.clone(), [], [])
+        if scored:
+            with torch.no_grad():
+                rollout.old_logprobs = policy(tokens, torch.ones_like(tokens), config.temperature, with_entropy=False, with_values=False).logprobs
+        metrics = GRPO(policy, config).update(rollout)  # one optimiser step: its gradient stays in .grad
+        assert metrics["train/clip_fraction"] == 0.0
+        gradients.append(torch.cat([p.grad.flatten() for p in policy.actor_parameters()]))
+    assert gradients[0].abs().max() > 1e-3  # the rewards differ within the groups: there is a gradient
+    torch.testing.assert_close(gradients[0], gradients[1], rtol=1e-4, atol=1e-7)

@@ -84,6 +84,16 @@ class Algorithm:
         """The rollout needs the reference policy's log-probabilities."""
         return self.config.kl_coef > 0
 
+    def needs_scoring(self, num_episodes: int) -> bool:
+        """Whether the learner must score a rollout of ``num_episodes`` before :meth:`update`:
+        for the critic's values, the reference's log-probabilities, or old log-probabilities
+        when the rollout serves several optimiser steps. With one optimiser step on the whole
+        rollout the policy being updated is the one that was scored, so the old
+        log-probabilities are the fresh ones, detached (the ratio is 1), and the scoring pass
+        is skipped."""
+        config = self.config
+        return self.uses_critic or self.uses_reference or config.ppo_epochs > 1 or config.minibatch_size < num_episodes
+
     # -- the math (subclasses) -------------------------------------------------------------------
 
     def prepare(self, rollout: Rollout) -> None:
@@ -103,8 +113,11 @@ class Algorithm:
             "tokens": rollout.tokens,
             "attention_mask": rollout.attention_mask,
             "action_mask": rollout.action_mask,
-            "old_logprobs": rollout.old_logprobs,
-            **{k: v for k, v in (("values", rollout.values), ("ref_logprobs", rollout.ref_logprobs)) if v is not None},
+            **{
+                k: v
+                for k, v in (("old_logprobs", rollout.old_logprobs), ("values", rollout.values), ("ref_logprobs", rollout.ref_logprobs))
+                if v is not None
+            },
             **rollout.extra,
         }
         device = next(self.policy.parameters()).device
@@ -123,6 +136,8 @@ class Algorithm:
                         outputs = self.policy(
                             batch.tokens, batch.attention_mask, config.temperature, with_entropy=True, with_values=self.uses_critic
                         )
+                    if "old_logprobs" not in batch:  # not scored: one optimiser step, the ratio is 1
+                        batch["old_logprobs"] = outputs.logprobs.detach()
                     loss, loss_stats = self.loss(outputs, batch)
                     share = batch.action_mask.sum() / tokens_in_minibatch  # token-weighted accumulation
                     (loss * share).backward()
