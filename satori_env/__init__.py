@@ -9,6 +9,7 @@
 from gymnasium.envs.registration import register
 
 from satori_env.coat import CONTINUE, EXPLORE, META_ACTIONS, PROMPT_TEMPLATES, REFLECT, PromptTemplate
+from satori_env.curriculum import CURRICULA, AdaptiveCurriculum, Curriculum, FixedMix, make_curriculum
 from satori_env.env import SatoriMathEnv
 from satori_env.restart import RestartBuffer, RestartState, Trajectory
 from satori_env.rewards import Episode, LengthPenalty, PreferenceBonus, ReflectionBonus, RewardSpec
@@ -34,15 +35,20 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CONTINUE",
+    "CURRICULA",
     "ENV_IDS",
     "EXPLORE",
     "META_ACTIONS",
     "PROMPT_TEMPLATES",
     "REFLECT",
+    "AdaptiveCurriculum",
     "ArithmeticTasks",
+    "Curriculum",
     "Episode",
+    "FixedMix",
     "LengthPenalty",
     "PreferenceBonus",
+    "Problem",
     "PromptTemplate",
     "ReflectionBonus",
     "RestartBuffer",
@@ -50,7 +56,6 @@ __all__ = [
     "RewardSpec",
     "SatoriMathEnv",
     "SatoriMathVectorEnv",
-    "Problem",
     "Trajectory",
     "Verdict",
     "Verifier",
@@ -59,6 +64,7 @@ __all__ = [
     "generate_arithmetic",
     "list_sources",
     "load_problems",
+    "make_curriculum",
     "verify",
     "verify_batch",
 ]

@@ -13,6 +13,7 @@ from gymnasium import spaces
 from satori_env.coat import META_ACTIONS, PromptTemplate, get_template, render_ansi
 from satori_env.restart import RestartBuffer, RestartState, Trajectory
 from satori_env.rewards import Episode, RewardSpec, Scorer, make_reward
+from satori_env.curriculum import Curriculum, make_curriculum
 from satori_env.tasks import Problem, ProblemSource, make_source
 from satori_env.tasks.sources import FixedProblems
 from satori_env.tokenizer import add_coat_tokens, load_tokenizer
@@ -66,7 +67,9 @@ class SatoriMathEnv(gym.Env):
     after ``max_new_tokens`` tokens, or when the context reaches ``context_limit``.
 
     ## Info
-    On reset: problem id, source, level (-1 where the source has none), ``prompt_length`` (the
+    On reset: problem id, source, level (-1 where the source has none), ``curriculum_arm`` (the
+    curriculum's arm that served the problem; None without a curriculum, for restart states and
+    pinned problems), ``prompt_length`` (the
     tokens of the state the policy continues, a restart prefix included), ``restart``
     (``from_restart``, ``reflect_status``, ``prefix_tokens``). At the end of an episode, also:
     the decoded ``completion`` (everything after the problem's prompt, a restart prefix
@@ -91,6 +94,9 @@ class SatoriMathEnv(gym.Env):
     restart_prob: share of episodes that start from a restart state (default 0.5).
     render_mode: None or "ansi".
     verifier: a Verifier; None uses the process-wide one.
+    curriculum: None, a name ("uniform", "adaptive": over the arithmetic levels of ``tasks``,
+        default 1-3) or a :class:`~satori_env.curriculum.Curriculum`: it chooses each reset's
+        problem and learns from each episode's verdict (see :mod:`satori_env.curriculum`).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 30}
@@ -110,6 +116,7 @@ class SatoriMathEnv(gym.Env):
         restart_prob: float = 0.5,
         render_mode: str | None = None,
         verifier: Verifier | None = None,
+        curriculum: str | Curriculum | None = None,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -123,6 +130,9 @@ class SatoriMathEnv(gym.Env):
         add_coat_tokens(self.tokenizer)
         self.template = get_template(prompt_template)
         self.source = make_source(tasks)
+        if curriculum is not None:
+            self.source = make_curriculum(curriculum, None if tasks is None else self.source)
+        self._arm: str | None = None
         self.reward_spec = make_reward(reward, scorer)
         self.observation_mode = observation_mode
         self.render_mode = render_mode
@@ -181,21 +191,30 @@ class SatoriMathEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start an episode: on ``options["problem"]`` or ``options["restart_state"]`` if given,
         else on a restart state (with probability ``restart_prob``, when there is a restart
-        buffer) or a problem drawn from the tasks."""
+        buffer) or a problem drawn from the tasks (or the curriculum). ``options["curriculum_arm"]``
+        with a pinned problem reports its outcome to the curriculum as that arm's (e.g. the
+        copies of a rollout group that share the problem their first copy drew)."""
         super().reset(seed=seed)
         options = dict(options or {})
         problem, restart = options.pop("problem", None), options.pop("restart_state", None)
+        arm = options.pop("curriculum_arm", None)
         if options:
-            raise ValueError(f"unknown reset option(s) {sorted(options)}; valid options: ['problem', 'restart_state']")
+            raise ValueError(f"unknown reset option(s) {sorted(options)}; valid options: ['problem', 'restart_state', 'curriculum_arm']")
         if problem is not None and restart is not None:
             raise ValueError("pass options['problem'] or options['restart_state'], not both")
+        if arm is not None and (problem is None or not isinstance(self.source, Curriculum) or arm not in self.source.arms):
+            arms = list(self.source.arms) if isinstance(self.source, Curriculum) else []
+            raise ValueError(f"options['curriculum_arm'] tags a pinned options['problem'] with an arm of the env's curriculum {arms}; got {arm!r}")
         if restart is None and problem is None and self.restart_buffer is not None and len(self.restart_buffer):
             if self.np_random.random() < self.restart_prob:
                 restart = self.restart_buffer.sample(self.np_random)
+        self._arm = arm  # a pinned problem counts for the curriculum only when tagged with its arm
         if restart is not None:
             if not isinstance(restart, RestartState):
                 raise TypeError(f"options['restart_state'] must be a RestartState, got {type(restart).__name__}")
             problem = restart.problem
+        elif problem is None and isinstance(self.source, Curriculum):
+            self._arm, problem = self.source.draw(self.np_random)
         elif problem is None:
             problem = self.source.sample(self.np_random)
         elif not isinstance(problem, Problem):
@@ -255,6 +274,11 @@ class SatoriMathEnv(gym.Env):
         """The restart state the current episode started from, if any."""
         return self._restart
 
+    @property
+    def curriculum_arm(self) -> str | None:
+        """The curriculum arm that served the current episode's problem, if any."""
+        return self._arm
+
     def action_masks(self) -> np.ndarray:
         """Boolean mask over the action space: True where the token may be written (read-only)."""
         return self._action_mask
@@ -312,6 +336,8 @@ class SatoriMathEnv(gym.Env):
     def _finish(self, ended: tuple[bool, bool], episode: Episode, terms: dict[str, float]):
         """The last transition of an episode, given the values of its reward terms."""
         terminated, truncated = ended
+        if self._arm is not None:  # an episode the curriculum served: tell it how it went
+            self.source.update(self._arm, episode.correct)
         end = self._length - 1 if terminated else self._length  # without the stop token
         response = self._tokens[self._prompt_length : end].tolist()
         info = {
@@ -342,6 +368,7 @@ class SatoriMathEnv(gym.Env):
             "problem_id": problem.id,
             "source": problem.source,
             "level": -1 if problem.level is None else problem.level,
+            "curriculum_arm": self._arm,
             "prompt_length": self._start,
             "restart": {
                 "from_restart": restart is not None,
@@ -372,15 +399,19 @@ class SatoriMathEnv(gym.Env):
         return prompt
 
     def _size_prompt_window(self) -> int:
-        """The longest prompt of a finite task list; 1.5x the longest of a sample otherwise."""
-        if isinstance(self.source, FixedProblems):
-            problems, margin = self.source.problems, 1.0
-        else:
-            rng = np.random.default_rng(0)
-            problems, margin = [self.source.sample(rng) for _ in range(_PROMPT_SAMPLE)], 1.5
-        texts = [self.template.format(p.question) for p in problems]
-        longest = max(len(ids) for ids in self.tokenizer(texts)["input_ids"])
-        return int(np.ceil(longest * margin))
+        """The longest prompt of a finite task list; 1.5x the longest of a sample otherwise (of
+        every arm of a curriculum, which may serve only some arms at first)."""
+        sources = list(self.source.arms.values()) if isinstance(self.source, Curriculum) else [self.source]
+        rng = np.random.default_rng(0)
+        window = 0
+        for source in sources:
+            if isinstance(source, FixedProblems):
+                problems, margin = source.problems, 1.0
+            else:
+                problems, margin = [source.sample(rng) for _ in range(_PROMPT_SAMPLE)], 1.5
+            texts = [self.template.format(p.question) for p in problems]
+            window = max(window, int(np.ceil(max(len(ids) for ids in self.tokenizer(texts)["input_ids"]) * margin)))
+        return window
 
     def _check_restart_buffer(self, buffer: RestartBuffer) -> None:
         if not isinstance(buffer, RestartBuffer):

@@ -26,6 +26,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from satori_env.curriculum import Curriculum
 from satori_env.env import SatoriMathEnv
 from satori_env.verifier import default_verifier
 
@@ -46,7 +47,8 @@ class SatoriMathVectorEnv(VectorEnv):
         first = SatoriMathEnv(**env_kwargs)
         shared = {
             "tokenizer": first.tokenizer,
-            "tasks": first.source,
+            "tasks": first.source,  # a curriculum too: one for all copies
+            "curriculum": None,
             "max_prompt_tokens": first.max_prompt_tokens,
             "reward": first.reward_spec,
         }
@@ -62,6 +64,12 @@ class SatoriMathVectorEnv(VectorEnv):
     @property
     def tokenizer(self):
         return self.envs[0].tokenizer
+
+    @property
+    def curriculum(self):
+        """The curriculum all copies share (None without one)."""
+        source = self.envs[0].source
+        return source if isinstance(source, Curriculum) else None
 
     def reset(
         self,

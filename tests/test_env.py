@@ -146,7 +146,7 @@ def test_reset_options_pin_a_problem(env):
     problem = Problem("pinned", "What is 2+3?", "5", "demo")
     _, info = env.reset(options={"problem": problem})
     assert info["problem_id"] == "pinned" and env.unwrapped._problem is problem
-    with pytest.raises(ValueError, match=r"unknown reset option\(s\) \['restart'\]; valid options: \['problem', 'restart_state'\]"):
+    with pytest.raises(ValueError, match=r"unknown reset option\(s\) \['restart'\]; valid options: \['problem', 'restart_state', 'curriculum_arm'\]"):
         env.reset(options={"restart": 1})
     with pytest.raises(TypeError, match="must be a satori_env.Problem"):
         env.reset(options={"problem": "What is 2+3?"})
