@@ -42,6 +42,8 @@ class TrainConfig:
     """training problems: "arith" (procedural, train split, train_levels) or a source name such as gsm8k:train"""
     train_levels: tuple[int, ...] = (1, 2, 3)
     """procedural levels to train on"""
+    curriculum: str | None = None
+    """which level each episode trains on: None (a uniform random mix), uniform (the same, tracked per level), or adaptive (promote/demote by pass rate); see satori_env.curriculum"""
     prompt_template: str = "compact"
     """prompt template (compact, satori, or a string with {question})"""
     max_new_tokens: int = 192

@@ -54,7 +54,10 @@ def _start_groups(envs: SatoriMathVectorEnv, group_size: int) -> None:
     for first in range(0, envs.num_envs, group_size):
         lead = envs.envs[first]
         lead.reset()
-        start = {"restart_state": lead.restart_state} if lead.restart_state is not None else {"problem": lead.problem}
+        if lead.restart_state is not None:
+            start = {"restart_state": lead.restart_state}
+        else:  # the group's episodes all count for the curriculum's arm, when there is one
+            start = {"problem": lead.problem, "curriculum_arm": lead.curriculum_arm}
         for env in envs.envs[first + 1 : first + group_size]:
             env.reset(options=start)
 

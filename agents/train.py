@@ -30,7 +30,7 @@ from agents.evaluate import evaluate
 from agents.models import MODEL_PRESETS, load_policy
 from agents.policy import ActorCritic
 from agents.rollout import Rollout, collect_rollout
-from satori_env import ArithmeticTasks, RestartBuffer, SatoriMathVectorEnv, load_problems
+from satori_env import CURRICULA, AdaptiveCurriculum, ArithmeticTasks, RestartBuffer, SatoriMathVectorEnv, load_problems
 from satori_env.atomic import atomic_directory
 from satori_env.coat import META_ACTIONS
 from satori_env.rewards import ReflectionBonus, RewardSpec, make_reward
@@ -82,10 +82,14 @@ def stage_one(config: TrainConfig) -> Path:
 
 
 def check_config(config: TrainConfig) -> int:
-    """Check the algorithm and batch settings (``ValueError`` says what is wrong); returns the
-    rollout's episodes per start."""
+    """Check the algorithm, curriculum and batch settings (``ValueError`` says what is wrong);
+    returns the rollout's episodes per start."""
     if config.algo not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {config.algo!r}; valid algorithms: {sorted(ALGORITHMS)}")
+    if config.curriculum is not None and config.curriculum not in CURRICULA:
+        raise ValueError(f"unknown curriculum {config.curriculum!r}; valid curricula: {sorted(CURRICULA)} (or none)")
+    if config.curriculum is not None and config.tasks != "arith":
+        raise ValueError(f"curriculum {config.curriculum!r} chooses among the procedural levels; it needs tasks='arith', got {config.tasks!r}")
     group_size = ALGORITHMS[config.algo].group_size(config.group_size)
     if config.episodes_per_iteration % group_size:
         raise ValueError(f"episodes_per_iteration ({config.episodes_per_iteration}) must be a multiple of group_size ({group_size})")
@@ -111,7 +115,8 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
     a source name, problems, a ``RewardSpec``, a dict of term weights, ...).
 
     Returns ``{"before", "after", "iterations", "history", "config"}``: greedy held-out metrics
-    before and after, and every iteration's logged metrics."""
+    before and after, and every iteration's logged metrics (and the final ``"curriculum"``
+    state when there is one)."""
     out = Path(config.out) / "rl"
     group_size = check_config(config)
     torch.manual_seed(config.seed)
@@ -129,6 +134,7 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
         reward=_reward(config) if reward is None else reward,
         restart_buffer=buffer,
         restart_prob=config.restart_prob,
+        curriculum=config.curriculum,
     )
     envs.reset(seed=config.seed)
     critic = config.critic if ALGORITHMS[config.algo].uses_critic else "none"
@@ -144,6 +150,8 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
         policy.load_state_dict(state["critic"], strict=False)
         algorithm.load_state_dict(state["algorithm"])
         buffer = RestartBuffer.load(checkpoint / "restart_buffer.json.gz")
+        if envs.curriculum is not None:
+            envs.curriculum.load_state_dict(state["curriculum"])
         for env, rng_state in zip(envs.envs, state["env_rng"]):
             env.restart_buffer = buffer
             env.np_random.bit_generator.state = rng_state
@@ -174,6 +182,8 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
         buffer.add_trajectories(rollout.trajectories)
         iteration += 1
         metrics.update(_rollout_metrics(rollout))
+        if envs.curriculum is not None:
+            metrics.update(_curriculum_metrics(envs.curriculum, rollout))
         metrics["perf/tokens_per_s"] = rollout.num_generated / max(rollout_seconds, 1e-9)
         metrics["perf/iteration_seconds"] = time.perf_counter() - started
         metrics["restart/buffer_states"] = float(len(buffer))
@@ -195,6 +205,7 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
                     "critic": {k: v for k, v in policy.state_dict().items() if not k.startswith("actor.")},
                     "algorithm": algorithm.state_dict(),
                     "env_rng": [env.np_random.bit_generator.state for env in envs.envs],
+                    "curriculum": envs.curriculum.state_dict() if envs.curriculum is not None else None,
                     "before": before,
                 },
                 extra=lambda directory: buffer.save(directory / "restart_buffer.json.gz"),
@@ -208,6 +219,8 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
     _log_eval(writer, after, iteration)
     writer.close()
     result = {"before": before, "after": after, "iterations": iteration, "history": history, "config": asdict(config)}
+    if envs.curriculum is not None:
+        result["curriculum"] = envs.curriculum.state_dict()
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
 
@@ -249,6 +262,17 @@ def _rollout_metrics(rollout: Rollout) -> dict[str, float]:
         metrics["coat/self_correction_rate"] = float(correct[status == -1].mean())  # wrong prefix -> right answer
     if (status == 1).any():
         metrics["coat/kept_right_rate"] = float(correct[status == 1].mean())
+    return metrics
+
+
+def _curriculum_metrics(curriculum, rollout: Rollout) -> dict[str, float]:
+    """The rollout's share of episodes from each arm (the level distribution over time), each
+    arm's recent pass rate, and an adaptive curriculum's frontier."""
+    arms = [info["curriculum_arm"] for info in rollout.infos]
+    metrics = {f"curriculum/share_{arm}": arms.count(arm) / len(arms) for arm in curriculum.arms}
+    metrics.update({f"curriculum/pass_rate_{arm}": rate for arm, rate in curriculum.pass_rates().items() if rate is not None})
+    if isinstance(curriculum, AdaptiveCurriculum):
+        metrics["curriculum/frontier"] = float(curriculum.frontier)
     return metrics
 
 

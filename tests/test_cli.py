@@ -43,6 +43,8 @@ def test_unknown_subcommand_is_a_usage_error(capsys):
         (["--algo", "a2c"], "unknown algorithm 'a2c'; valid algorithms: ['grpo', 'ppo'"),
         (["--algo", "grpo", "--group-size", "1"], "grpo compares the episodes of a group: group_size must be >= 2"),
         (["--algo", "rloo", "--episodes-per-iteration", "20"], "episodes_per_iteration (20) must be a multiple of group_size (8)"),
+        (["--curriculum", "hardest"], "unknown curriculum 'hardest'; valid curricula: ['adaptive', 'uniform']"),
+        (["--curriculum", "adaptive", "--tasks", "gsm8k:train"], "curriculum 'adaptive' chooses among the procedural levels; it needs tasks='arith'"),
     ],
 )
 def test_train_refuses_bad_algorithm_settings_before_any_work(tmp_path, args, message):

@@ -1,5 +1,6 @@
 """satori train: the RL loop end to end, and a run killed with SIGKILL that resumes exactly."""
 
+import json
 import os
 import signal
 import subprocess
@@ -28,6 +29,7 @@ def _train_command(model, out, iterations, resume=False):
         "train", "--preset", "tiny", "--model", str(model), "--out", str(out), "--iterations", str(iterations),
         "--episodes-per-iteration", "8", "--minibatch-size", "8", "--micro-batch-size", "8", "--max-new-tokens", "6",
         "--restart-prob", "0.5", "--entropy-coef", "0.1", "--checkpoint-every", "2", "--eval-per-level", "0", "--threads", "1", "--no-progress",
+        "--curriculum", "adaptive",
     ]
     if resume:
         args.append("--resume")
@@ -60,6 +62,8 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_state(tiny, tmp_path):
     assert any(not torch.equal(start[k], straight[k]) for k in start)  # training moved the weights
     buffers = [RestartBuffer.load(tmp_path / run / "rl" / "restart_buffer.json.gz") for run in ("straight", "killed")]
     assert buffers[0].states == buffers[1].states and len(buffers[0]) > 0
+    curricula = [json.loads((tmp_path / run / "rl" / "metrics.json").read_text())["curriculum"] for run in ("straight", "killed")]
+    assert curricula[0] == curricula[1] and sum(curricula[0]["served"].values()) > iterations  # the whole run's draws
 
 
 def test_presets():
