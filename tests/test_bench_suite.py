@@ -68,7 +68,7 @@ def test_the_engine_benchmark_writes_its_rows(tmp_path):
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "engine_throughput.py"), "--prompts", "4", "--new-tokens", "8", "--repeats", "1",
          "--json", str(tmp_path / "rows.json")],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     (row,) = read_json(tmp_path / "rows.json")

@@ -96,7 +96,7 @@ def scripted_run(curriculum, seed: int, episodes: int = 60) -> list[tuple[str, s
     for _ in range(episodes):
         problem = env.unwrapped._problem
         served.append((env.unwrapped._arm, problem.id))
-        *_, info = env.step_tokens(solution_tokens(env, problem, wrong=problem.level == 3))
+        env.step_tokens(solution_tokens(env, problem, wrong=problem.level == 3))
         env.reset()
     return served
 
