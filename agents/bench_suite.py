@@ -27,7 +27,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "verifier": ("verifier.py", ["--limit", "100"], []),
     "env": ("env_overhead.py", ["--repeats", "3"], ["--repeats", "5"]),
     "engine": ("engine_throughput.py", ["--repeats", "3"], ["--repeats", "5"]),
-    "rl": ("ppo_step.py", ["--steps", "3"], ["--steps", "5"]),
+    "rl": ("ppo_step.py", ["--steps", "3", "--satori", "ppo:hf", "grpo:hf"], ["--steps", "5", "--satori", "ppo:hf", "grpo:hf"]),
 }
 """``--only`` name -> (script, quick arguments, full arguments). Quick: a few minutes each on a
 2-core CPU."""
@@ -61,7 +61,7 @@ def _command(name: str, args: BenchArgs, json_path: Path) -> list[str]:
     if args.vllm and name == "engine":
         extra = ["--vllm"]
     if args.vllm and name == "rl":
-        extra = ["--satori", "ppo:hf", "ppo:vllm"]
+        extra = ["ppo:vllm", "grpo:vllm"]  # more --satori runs
     return [sys.executable, str(BENCHMARKS_DIR / script), *(full if args.full else quick), *extra, "--json", str(json_path)]
 
 
