@@ -27,7 +27,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "verifier": ("verifier.py", ["--limit", "100"], []),
     "env": ("env_overhead.py", ["--repeats", "3"], ["--repeats", "5"]),
     "engine": ("engine_throughput.py", ["--repeats", "3"], ["--repeats", "5"]),
-    "rl": ("ppo_step.py", ["--steps", "3", "--satori", "ppo:hf", "grpo:hf"], ["--steps", "5", "--satori", "ppo:hf", "grpo:hf"]),
+    "rl": ("ppo_step.py", ["--steps", "5", "--satori", "ppo:hf", "grpo:hf"], ["--steps", "8", "--satori", "ppo:hf", "grpo:hf"]),
 }
 """``--only`` name -> (script, quick arguments, full arguments). Quick: a few minutes each on a
 2-core CPU."""

@@ -127,8 +127,11 @@ class TrainConfig:
 
 
 PRESETS: dict[str, TrainConfig] = {
-    # A 3.4M-parameter model on a 2-core CPU, start to finish in 17 minutes (measured).
-    "tiny": TrainConfig(),
+    # A 3.4M-parameter model on a 2-core CPU, start to finish in about 16 minutes (measured).
+    # Format tuning stops where the COAT format is learned and the arithmetic has room (68 %
+    # held-out at 700 steps, 80.5 % at 1000), and the adaptive curriculum trains where the
+    # pass rate is in its band: RL's gain is then measurable (README, "Measured").
+    "tiny": TrainConfig(sft_steps=700, curriculum="adaptive"),
     # GPU presets: a Qwen2.5-Math checkpoint given with --model (local path or hub id), Satori's
     # hyper-parameters (arXiv 2502.02508, its release's train.sh), GSM8K's training problems.
     "7b": TrainConfig(

@@ -89,7 +89,10 @@ def check_config(config: TrainConfig) -> int:
     if config.curriculum is not None and config.curriculum not in CURRICULA:
         raise ValueError(f"unknown curriculum {config.curriculum!r}; valid curricula: {sorted(CURRICULA)} (or none)")
     if config.curriculum is not None and config.tasks != "arith":
-        raise ValueError(f"curriculum {config.curriculum!r} chooses among the procedural levels; it needs tasks='arith', got {config.tasks!r}")
+        raise ValueError(
+            f"curriculum {config.curriculum!r} chooses among the procedural levels; it needs tasks='arith', got {config.tasks!r} "
+            "(set curriculum to None, --curriculum None, to train on other tasks)"
+        )
     group_size = ALGORITHMS[config.algo].group_size(config.group_size)
     if config.episodes_per_iteration % group_size:
         raise ValueError(f"episodes_per_iteration ({config.episodes_per_iteration}) must be a multiple of group_size ({group_size})")
@@ -112,7 +115,8 @@ def _tasks(config: TrainConfig):
 def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: Any = None) -> dict[str, Any]:
     """Stage two from the policy at ``model_path``. ``tasks`` and ``reward`` replace what
     ``config`` names with your own (anything the environment's ``tasks=`` / ``reward=`` take:
-    a source name, problems, a ``RewardSpec``, a dict of term weights, ...).
+    a source name, problems, a ``Curriculum``, a ``RewardSpec``, a dict of term weights, ...);
+    with ``tasks`` given, ``config.curriculum`` is not used.
 
     Returns ``{"before", "after", "iterations", "history", "config"}``: greedy held-out metrics
     before and after, and every iteration's logged metrics (and the final ``"curriculum"``
@@ -134,7 +138,7 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
         reward=_reward(config) if reward is None else reward,
         restart_buffer=buffer,
         restart_prob=config.restart_prob,
-        curriculum=config.curriculum,
+        curriculum=config.curriculum if tasks is None else None,  # your tasks decide (a Curriculum is a task source too)
     )
     envs.reset(seed=config.seed)
     critic = config.critic if ALGORITHMS[config.algo].uses_critic else "none"

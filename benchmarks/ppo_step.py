@@ -59,6 +59,7 @@ def satori_steps(model_path: str, steps: int, out: str, algo: str = "ppo", engin
         micro_batch_size=MICRO_BATCH,
         max_new_tokens=NEW_TOKENS,
         restart_prob=0.0,
+        curriculum=None,  # random problems, as TRL's side gets
         eval_per_level=0,
         checkpoint_every=10**9,
         bf16=False,

@@ -106,5 +106,7 @@ if __name__ == "__main__":
     parser.add_argument("--model", default=None, help="a format-tuned policy (default: build runs/tiny with stage one)")
     parser.add_argument("--out", default="runs/compare")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--curriculum", default="adaptive", help="the tiny preset's curriculum: adaptive, uniform, or None (a uniform random mix)")
     args = parser.parse_args()
-    main(args.algos, tuple(args.seeds), args.iterations, args.eval_per_level, args.model, args.out, args.threads)
+    curriculum = None if args.curriculum == "None" else args.curriculum
+    main(args.algos, tuple(args.seeds), args.iterations, args.eval_per_level, args.model, args.out, args.threads, curriculum=curriculum)
