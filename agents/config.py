@@ -127,7 +127,7 @@ class TrainConfig:
 
 
 PRESETS: dict[str, TrainConfig] = {
-    # A 3.4M-parameter model on a 2-core CPU, start to finish in about 16 minutes (measured).
+    # A 3.4M-parameter model on a 2-core CPU, start to finish in 14 minutes (measured).
     # Format tuning stops where the COAT format is learned and the arithmetic has room (68 %
     # held-out at 700 steps, 80.5 % at 1000), and the adaptive curriculum trains where the
     # pass rate is in its band: RL's gain is then measurable (README, "Measured").
