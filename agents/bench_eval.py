@@ -25,7 +25,7 @@ table, with Satori-Qwen-7B's published pass@1 beside ours), and ``coat.png`` (CO
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from satori_env.atomic import atomic_write
 from satori_env.coat import META_ACTIONS
 from satori_env.verifier import Verifier, default_verifier
 
-__all__ = ["BENCHMARKS", "PUBLISHED_SATORI_7B", "EvalArgs", "coat_analysis", "evaluate_benchmark", "report_markdown", "run_eval"]
+__all__ = ["BENCHMARKS", "PUBLISHED_SATORI_7B", "EvalArgs", "coat_analysis", "evaluate_benchmark", "parse_names", "report_markdown", "run_eval"]
 
 BENCHMARKS: dict[str, str] = {
     "gsm8k": "gsm8k:test",
@@ -95,11 +95,7 @@ class EvalArgs:
 
     def benchmarks(self) -> list[str]:
         """The ``--bench`` names, checked (``ValueError`` lists the valid ones)."""
-        names = [name.strip() for name in self.bench.split(",") if name.strip()]
-        unknown = [name for name in names if name not in BENCHMARKS]
-        if unknown or not names:
-            raise ValueError(f"unknown benchmark(s) {unknown or [self.bench]}; valid: {list(BENCHMARKS)}")
-        return names
+        return parse_names(self.bench, BENCHMARKS)
 
     def check(self) -> None:
         """Every setting, checked before any model is loaded."""
@@ -111,6 +107,16 @@ class EvalArgs:
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1 (or unset for every problem), got {self.limit}")
         SamplingParams(self.max_new_tokens, self.temperature, self.top_p)  # its own checks
+
+
+def parse_names(text: str, valid: Iterable[str]) -> list[str]:
+    """The comma-separated names in ``text``, each one of ``valid`` (else ``ValueError`` lists them)."""
+    valid = list(valid)
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in valid]
+    if unknown or not names:
+        raise ValueError(f"unknown benchmark(s) {unknown or [text]}; valid: {valid}")
+    return names
 
 
 def evaluate_benchmark(

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from agents.bench_eval import parse_names
+
 __all__ = ["SUITE", "BenchArgs", "run_bench"]
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -48,11 +50,8 @@ class BenchArgs:
     """also write the table (bench.md) and the rows (bench.json) to this directory"""
 
     def selected(self) -> list[str]:
-        names = [name.strip() for name in self.only.split(",") if name.strip()]
-        unknown = [name for name in names if name not in SUITE]
-        if unknown or not names:
-            raise ValueError(f"unknown benchmark(s) {unknown or [self.only]}; valid: {list(SUITE)}")
-        return names
+        """The ``--only`` names, checked (``ValueError`` lists the valid ones)."""
+        return parse_names(self.only, SUITE)
 
 
 def _command(name: str, args: BenchArgs, json_path: Path) -> list[str]:

@@ -154,7 +154,7 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
         policy.load_state_dict(state["critic"], strict=False)
         algorithm.load_state_dict(state["algorithm"])
         buffer = RestartBuffer.load(checkpoint / "restart_buffer.json.gz")
-        if envs.curriculum is not None:
+        if envs.curriculum is not None and state.get("curriculum") is not None:
             envs.curriculum.load_state_dict(state["curriculum"])
         for env, rng_state in zip(envs.envs, state["env_rng"]):
             env.restart_buffer = buffer

@@ -11,9 +11,9 @@ import numpy as np
 from gymnasium import spaces
 
 from satori_env.coat import META_ACTIONS, PromptTemplate, get_template, render_ansi
+from satori_env.curriculum import Curriculum, make_curriculum
 from satori_env.restart import RestartBuffer, RestartState, Trajectory
 from satori_env.rewards import Episode, RewardSpec, Scorer, make_reward
-from satori_env.curriculum import Curriculum, make_curriculum
 from satori_env.tasks import Problem, ProblemSource, make_source
 from satori_env.tasks.sources import FixedProblems
 from satori_env.tokenizer import add_coat_tokens, load_tokenizer
