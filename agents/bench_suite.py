@@ -69,12 +69,11 @@ def run_bench(args: BenchArgs) -> tuple[str, list[str]]:
     (scripts that wrote no rows, with the end of their output)."""
     import json
 
-    sys.path.insert(0, str(BENCHMARKS_DIR.parent))
-    from benchmarks.report import machine, markdown_table, read_json
-
     names = args.selected()
     if not BENCHMARKS_DIR.is_dir():
         raise FileNotFoundError(f"satori bench runs the scripts in a checkout's benchmarks/ directory; none at {BENCHMARKS_DIR}")
+    sys.path.insert(0, str(BENCHMARKS_DIR.parent))
+    from benchmarks.report import machine, markdown_table, read_json
     rows, failures = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name in tqdm(names, desc="benchmarks", unit="script"):

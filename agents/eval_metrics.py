@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from math import comb
 
-from satori_env.coat import META_ACTIONS
+from satori_env.coat import META_ACTIONS, split_steps
 from satori_env.verifier import extract_answer
 
 __all__ = ["AnswerChange", "answer_changes", "majority_vote", "pass_at_k"]
@@ -77,31 +77,11 @@ def answer_changes(completion: str) -> list[AnswerChange]:
     >>> answer_changes(r"<|continue|>so \\boxed{4}<|reflect|>2+3 is not 4.<|explore|>2+3=5, \\boxed{5}")
     [AnswerChange(action='reflect', before='4', after='5'), AnswerChange(action='explore', before='4', after='5')]
     """
-    marks = sorted(
-        (position, name)
-        for name in ("reflect", "explore")
-        for position in _positions(completion, META_ACTIONS[name])
-    )
-    changes = []
-    for position, name in marks:
-        token_end = position + len(META_ACTIONS[name])
-        changes.append(AnswerChange(name, extract_answer(completion[:position]), _first_answer(completion[token_end:])))
+    steps = split_steps(completion)
+    changes, before = [], ""
+    for index, step in enumerate(steps):
+        if step.action in ("reflect", "explore"):
+            after = next((answer for later in steps[index:] if (answer := extract_answer(later.text)) is not None), None)
+            changes.append(AnswerChange(step.action, extract_answer(before), after))
+        before += (META_ACTIONS[step.action] if step.action else "") + step.text
     return changes
-
-
-def _positions(text: str, token: str) -> list[int]:
-    positions, start = [], text.find(token)
-    while start != -1:
-        positions.append(start)
-        start = text.find(token, start + len(token))
-    return positions
-
-
-def _first_answer(text: str) -> str | None:
-    """The first answer written in ``text``: the answer of the shortest prefix that has one, cut
-    at meta-action boundaries (each step is read whole)."""
-    for end in sorted(p for token in META_ACTIONS.values() for p in _positions(text, token)) + [len(text)]:
-        answer = extract_answer(text[:end])
-        if answer is not None:
-            return answer
-    return None
