@@ -134,10 +134,12 @@ def extract_answer(text: str) -> str | None:
 _PLAIN_NUMBER = re.compile(
     r"""^(?P<sign>[-+\u2212]?)\s*(?:\\?\$)?\s*                  # sign, optional currency sign
     (?P<int>\d{1,3}(?:,\d{3})+|\d+)?(?P<frac>\.\d+)?\.?          # 1,234.5 / 1234 / .5 / 104.
-    \s*(?:\\?\$)?(?P<unit>(?:\s*[A-Za-z]{2,}\.?)*)\s*$            # trailing unit words
+    \s*(?:\\?\$)?\s*(?P<unit>(?:[A-Za-z]{2,}[.\s]+)*(?:[A-Za-z]{2,}\.?)?)\s*$  # trailing unit words
     """,
     re.VERBOSE,
 )
+# Each unit word ends at a separator (or the end), so a run of letters splits into words one way
+# only: matching is linear, where "(?:\s*[A-Za-z]{2,})*" backtracks exponentially on letter soup.
 # Whole-answer wrappers that carry no mathematics: \text{18}, \textbf{(073)}, \mathbf{5}.
 _WRAPPER = re.compile(r"^\\(?:text|textbf|mathbf|mathrm|mbox|boxed|fbox)\s*\{(?P<inner>.*)\}$", re.DOTALL)
 # Trailing words that change the value, so are not units: "3 pi" is not "3", "50 percent" may be 0.5.

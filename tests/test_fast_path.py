@@ -1,5 +1,6 @@
 """The in-process fast path: plain numbers decided exactly, everything else left to math-verify."""
 
+import time
 from fractions import Fraction
 
 import pytest
@@ -55,3 +56,13 @@ def test_not_plain_numbers(answer):
 )
 def test_fast_equal_decides_only_when_certain(gold, predicted, expected):
     assert _fast_equal(gold, predicted) is expected
+
+
+@pytest.mark.parametrize("soup", ["ab" * 90 + "1", "word " * 35 + "x1", "cm." * 60 + "$"])
+def test_letter_soup_is_rejected_in_linear_time(soup):
+    # garbage a random policy writes after a number: the unit-word pattern once backtracked
+    # exponentially here (minutes for 40 letters), in the trainer's process, with no timeout
+    start = time.perf_counter()
+    assert _plain_number("5 " + soup) is None
+    assert _fast_equal("5", "5 " + soup) is None
+    assert time.perf_counter() - start < 0.05
