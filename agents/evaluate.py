@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from gymnasium.vector import AutoresetMode
 from tqdm import tqdm
 
 from agents.engines import GenerationEngine, SamplingParams
@@ -71,6 +72,7 @@ def evaluate(
         max_new_tokens=params.max_new_tokens,
         max_prompt_tokens=max(len(tokenizer.encode(template.format(_problem(s).question))) + _prefix_length(s) for s in starts),
         prompt_template=template,
+        autoreset_mode=AutoresetMode.DISABLED,  # every batch starts with a reset to its problems
     )
     records: list[dict[str, Any]] = []
     bar = tqdm(total=len(starts), desc=desc, disable=not progress, unit="problem")
@@ -80,7 +82,7 @@ def evaluate(
         obs, _ = envs.reset(options=chunk + [chunk[-1]] * (size - len(chunk)))  # the vector env has a fixed size
         prompts = [obs["tokens"][i, : obs["length"][i, 0]].tolist() for i in range(size)]
         *_, infos = envs.step_tokens(engine.generate(prompts, batch_params))  # every episode ends here
-        final = infos["final_info"]
+        final = infos
         for i in range(len(chunk)):
             records.append(
                 {

@@ -71,13 +71,15 @@ def collect_rollout(
     """One episode per environment copy: reset (in groups), generate, apply, and pad.
 
     ``envs`` must have been seeded once with ``envs.reset(seed=...)``; each call continues the
-    copies' generators, so a run is reproducible.
+    copies' generators, so a run is reproducible. Every copy is reset here, so a vector env
+    made with ``autoreset_mode=AutoresetMode.DISABLED`` saves the resets it would otherwise do
+    at the end of each episode (either mode works).
     """
     _start_groups(envs, group_size)
     prompts = [env.tokens.tolist() for env in envs.envs]
     completions = engine.generate(prompts, params)
     _, rewards, _, _, infos = envs.step_tokens(completions)
-    final = infos["final_info"]
+    final = infos.get("final_info", infos)  # same-step autoreset, or none
     episode_infos = [_episode_info(final, i) for i in range(envs.num_envs)]
     return _pad(prompts, completions, rewards, envs.envs[0].pad_id, group_size, episode_infos, list(final["trajectory"]))
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from gymnasium.vector import AutoresetMode
 from tqdm import tqdm
 
 from agents.algorithms import ALGORITHMS, Algorithm
@@ -139,6 +140,7 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
         restart_buffer=buffer,
         restart_prob=config.restart_prob,
         curriculum=config.curriculum if tasks is None else None,  # your tasks decide (a Curriculum is a task source too)
+        autoreset_mode=AutoresetMode.DISABLED,  # collect_rollout resets every copy itself
     )
     envs.reset(seed=config.seed)
     critic = config.critic if ALGORITHMS[config.algo].uses_critic else "none"
@@ -240,13 +242,14 @@ def _score(policy: ActorCritic, reference, rollout: Rollout, algorithm: Algorith
         with autocast(device, config.bf16):
             out = policy(tokens, mask, config.temperature, with_entropy=False, with_values=algorithm.uses_critic)
             if reference is not None:
-                ref_logprobs.append(policy.reference_logprobs(reference, tokens, mask, config.temperature).float().cpu())
-        logprobs.append(out.logprobs.float().cpu())
+                ref_logprobs.append(policy.reference_logprobs(reference, tokens, mask, config.temperature).float())
+        logprobs.append(out.logprobs.float())
         if out.values is not None:
-            values.append(out.values.float().cpu())
-    rollout.old_logprobs = torch.cat(logprobs)
-    rollout.values = torch.cat(values) if values else None
-    rollout.ref_logprobs = torch.cat(ref_logprobs) if ref_logprobs else None
+            values.append(out.values.float())
+    # to the CPU once, after every micro-batch is queued (a copy per micro-batch would wait for each)
+    rollout.old_logprobs = torch.cat(logprobs).cpu()
+    rollout.values = torch.cat(values).cpu() if values else None
+    rollout.ref_logprobs = torch.cat(ref_logprobs).cpu() if ref_logprobs else None
 
 
 def _rollout_metrics(rollout: Rollout) -> dict[str, float]:

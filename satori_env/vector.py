@@ -7,11 +7,15 @@
 * takes whole completions per copy with :meth:`step_tokens` (the fast path an LLM rollout
   uses: generate, then apply),
 * verifies all episodes that end in a step in one :meth:`Verifier.check_batch` call, and
-* resets finished copies in the same step (``AutoresetMode.SAME_STEP``): the returned
-  observation is the new episode's; the finished one's is in ``info["final_obs"]`` and its
-  info in ``info["final_info"]``.
+* resets finished copies in the same step (``AutoresetMode.SAME_STEP``, the default): the
+  returned observation is the new episode's; the finished one's is in ``info["final_obs"]`` and
+  its info in ``info["final_info"]``. With ``autoreset_mode=AutoresetMode.DISABLED`` (what a
+  trainer that resets every copy itself before each rollout wants) finished copies stay
+  finished: the step returns their final observation and info as they are, no problem is drawn
+  for an episode that would never run, and a copy must be reset before it is stepped again.
 
-The copies share one tokenizer, one problem source (so a curriculum sees every episode), one
+The copies share one tokenizer (and its cache of encoded prompts: the copies of a rollout group
+encode their problem once), one problem source (so a curriculum sees every episode), one
 restart buffer and one reward; reward terms with a ``batch`` method (a neural scorer) are
 called once per step for all episodes that end.
 """
@@ -37,13 +41,21 @@ class SatoriMathVectorEnv(VectorEnv):
     """``num_envs`` copies of :class:`SatoriMathEnv`; every other argument goes to each copy.
 
     Seeding: ``reset(seed=s)`` seeds copy ``i`` with ``s + i``; a list seeds each copy.
+    ``autoreset_mode``: ``AutoresetMode.SAME_STEP`` (default) or ``AutoresetMode.DISABLED`` (or
+    their values, "SameStep" / "Disabled"); see the module docstring.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": ["ansi"]}
+    AUTORESET_MODES = (AutoresetMode.SAME_STEP, AutoresetMode.DISABLED)
 
-    def __init__(self, num_envs: int = 1, **env_kwargs: Any) -> None:
+    def __init__(self, num_envs: int = 1, autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP, **env_kwargs: Any) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        modes = {mode.value: mode for mode in self.AUTORESET_MODES}
+        mode = modes.get(autoreset_mode.value if isinstance(autoreset_mode, AutoresetMode) else autoreset_mode)
+        if mode is None:
+            raise ValueError(f"autoreset_mode must be one of {sorted(modes)} (or those AutoresetMode members), got {autoreset_mode!r}")
+        self.metadata = {**type(self).metadata, "autoreset_mode": mode}
         first = SatoriMathEnv(**env_kwargs)
         shared = {
             "tokenizer": first.tokenizer,
@@ -53,6 +65,8 @@ class SatoriMathVectorEnv(VectorEnv):
             "reward": first.reward_spec,
         }
         self.envs = [first] + [SatoriMathEnv(**{**env_kwargs, **shared}) for _ in range(num_envs - 1)]
+        for env in self.envs[1:]:  # same tokenizer and template: one cache of encoded prompts
+            env._prompt_cache = first._prompt_cache
         self.num_envs = num_envs
         self.render_mode = first.render_mode
         self.single_observation_space = first.observation_space
@@ -161,6 +175,9 @@ class SatoriMathVectorEnv(VectorEnv):
         for i, episode in zip(finished, episodes):
             env = self.envs[i]
             final_obs, rewards[i], terminated[i], truncated[i], final_info = env._finish(ended[i], episode, terms_of[i])
+            if self.metadata["autoreset_mode"] is AutoresetMode.DISABLED:
+                infos = self._add_info(infos, final_info, i)
+                continue
             infos = self._add_info(infos, {"final_obs": final_obs, "final_info": final_info}, i)
             _, info = env.reset()
             infos = self._add_info(infos, info, i)

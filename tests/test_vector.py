@@ -3,9 +3,10 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.vector import AutoresetMode
 
 import satori_env
-from satori_env import SatoriMathEnv, SatoriMathVectorEnv
+from satori_env import Problem, SatoriMathEnv, SatoriMathVectorEnv
 from tests.helpers import solution_tokens
 
 
@@ -53,6 +54,45 @@ def test_step_tokens_verifies_finished_episodes_in_one_batch(monkeypatch):
     # same-step autoreset: the observation and info are the next episode's
     assert [env._problem.id for env in envs.envs] != old_ids and infos["_final_obs"].all()
     assert (obs["length"][:, 0] == infos["prompt_length"]).all()
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.DISABLED, "Disabled"])
+def test_disabled_autoreset_leaves_finished_episodes_as_they_ended(mode):
+    envs = SatoriMathVectorEnv(num_envs=3, autoreset_mode=mode)
+    assert envs.metadata["autoreset_mode"] is AutoresetMode.DISABLED
+    assert SatoriMathVectorEnv.metadata["autoreset_mode"] is AutoresetMode.SAME_STEP  # the class default is untouched
+    envs.reset(seed=0)
+    old_ids = [env._problem.id for env in envs.envs]
+    chunks = _solutions(envs)
+    chunks[2] = solution_tokens(envs.envs[2], envs.envs[2]._problem, wrong=True)
+    obs, rewards, terminated, truncated, infos = envs.step_tokens(chunks)
+    assert rewards.tolist() == [0.0, 0.0, -1.0] and terminated.all()
+    # no final_info: the step's info is the finished episodes' own, and no new problem was drawn
+    assert "final_info" not in infos and "final_obs" not in infos
+    assert infos["correct"].tolist() == [True, True, False] and infos["problem_id"].tolist() == old_ids
+    assert [env._problem.id for env in envs.envs] == old_ids
+    assert (obs["length"][:, 0] == [len(c) + p for c, p in zip(chunks, infos["prompt_length"])]).all()
+    with pytest.raises(RuntimeError, match="reset"):
+        envs.step(np.array([7, 7, 7]))
+    envs.reset()
+    assert [env._problem.id for env in envs.envs] != old_ids
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, "next_step", None])
+def test_unsupported_autoreset_modes_are_refused(mode):
+    with pytest.raises(ValueError, match="autoreset_mode must be one of .*Disabled.*SameStep"):
+        SatoriMathVectorEnv(num_envs=2, autoreset_mode=mode)
+
+
+def test_copies_encode_a_shared_problem_once(monkeypatch):
+    envs = SatoriMathVectorEnv(num_envs=4)
+    envs.reset(seed=0)
+    calls = []
+    encode = envs.tokenizer.encode
+    monkeypatch.setattr(envs.tokenizer, "encode", lambda text, **kw: calls.append(text) or encode(text, **kw))
+    problem = Problem(id="p", question="What is 12 + 30?", answer="42", source="test")
+    envs.reset(options={"problem": problem})
+    assert len(calls) == 1 and all(env._problem is problem for env in envs.envs)
 
 
 def test_partial_chunks_and_padded_generation_output():
