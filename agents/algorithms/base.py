@@ -122,7 +122,7 @@ class Algorithm:
         }
         device = next(self.policy.parameters()).device
         config = self.config
-        stats: dict[str, list[float]] = defaultdict(list)
+        stats: dict[str, list[torch.Tensor]] = defaultdict(list)  # kept on the device: no sync per micro-batch
         self.policy.train()
         for _ in range(config.ppo_epochs):
             order = self.rng.permutation(rollout.num_episodes)
@@ -142,12 +142,14 @@ class Algorithm:
                     share = batch.action_mask.sum() / tokens_in_minibatch  # token-weighted accumulation
                     (loss * share).backward()
                     for key, value in loss_stats.items():
-                        stats[key].append(float(value))
+                        stats[key].append(_scalar(value, device))
                 norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), config.grad_clip)
-                stats["grad_norm"].append(float(norm))
+                stats["grad_norm"].append(_scalar(norm, device))
                 self.optimizer.step()
                 self.scheduler.step()
-        return {f"train/{key}": float(np.mean(values)) for key, values in stats.items()}
+        names = list(stats)
+        means = torch.stack([torch.stack(stats[name]).mean() for name in names]).tolist() if names else []
+        return {f"train/{name}": mean for name, mean in zip(names, means)}
 
     # -- checkpoints -------------------------------------------------------------------------------
 
@@ -163,6 +165,12 @@ class Algorithm:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
+
+
+def _scalar(value: torch.Tensor | float, device: torch.device) -> torch.Tensor:
+    """A logged statistic as a detached float32 scalar on ``device`` (read back once per update)."""
+    value = value.detach() if isinstance(value, torch.Tensor) else value
+    return torch.as_tensor(value, dtype=torch.float32, device=device).reshape(())
 
 
 def _select(tensors: dict[str, torch.Tensor], rows: np.ndarray, device: torch.device) -> Minibatch:
