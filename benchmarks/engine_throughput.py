@@ -8,8 +8,9 @@ The model runs on ``--device`` (default: the GPU when there is one).
 The tiny preset's model (3.4M parameters, random weights, so every completion runs to the
 token limit) samples ``--new-tokens`` tokens for ``--prompts`` procedural prompts at temperature
 1. Baseline: ``model.generate`` as a user would call it (left-padded batch, default dynamic KV
-cache). Ours: ``HFEngine`` (static KV cache, stop ids, suppressed ids: what a rollout uses) and,
-with ``--vllm``, ``VLLMEngine``. Printed: median tokens/s of ``--repeats`` runs and the ratio.
+cache). Ours: ``HFEngine`` with each decoding (``generate`` over a static KV cache; ``graph``,
+satori's loop whose one-token step is a CUDA graph on a GPU), with the stop ids and suppressed
+ids a rollout uses, and, with ``--vllm``, ``VLLMEngine``. Printed: median tokens/s of ``--repeats`` runs and the ratio.
 """
 
 from __future__ import annotations
@@ -76,7 +77,10 @@ def main() -> int:
             return out[:, width:].tolist()
 
         baseline = tokens_per_second(raw_generate, prompts, args.repeats)
-        engines = {"HFEngine (static cache)": HFEngine.for_env(model, envs)}
+        engines = {
+            "HFEngine (generate, static cache)": HFEngine.for_env(model, envs, decoding="generate"),
+            "HFEngine (graph decoding)": HFEngine.for_env(model, envs, decoding="graph"),
+        }
         if args.vllm:
             engines["VLLMEngine"] = make_engine("vllm", model, envs, model_path=model_path)
         rates = {name: tokens_per_second(lambda batch, e=engine: e.generate(batch, params), prompts, args.repeats) for name, engine in engines.items()}

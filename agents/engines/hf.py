@@ -1,7 +1,9 @@
-"""Generation with ``transformers`` ``generate`` on the policy model itself."""
+"""Generation on the policy model itself: ``transformers`` ``generate``, or satori's own decoding
+loop over a static KV cache whose one-token step is compiled into a CUDA graph on a GPU."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -9,7 +11,27 @@ import torch
 from agents.device import padded_length
 from agents.engines.base import SamplingParams, base_env, forbidden_ids
 
-__all__ = ["HFEngine"]
+__all__ = ["DECODINGS", "HFEngine", "sample_next"]
+
+DECODINGS = ("auto", "generate", "graph")
+GPU_PAD_MULTIPLE = 64  # prompt widths on a GPU: one compiled decoding step serves prompts up to 64 tokens
+
+
+def sample_next(logits: torch.Tensor, forbidden: torch.Tensor | None, params: SamplingParams) -> torch.Tensor:
+    """One token per row of ``(B, V)`` logits: greedy at temperature 0, else sampled at
+    ``params.temperature`` from the nucleus of mass ``params.top_p``; ``forbidden`` ids never."""
+    logits = logits.float()
+    if forbidden is not None and forbidden.numel():
+        logits = logits.index_fill(1, forbidden, float("-inf"))
+    if params.temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / params.temperature if params.temperature != 1 else logits, dim=-1)
+    if params.top_p >= 1:
+        return torch.multinomial(probs, 1).squeeze(-1)
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    outside = sorted_probs.cumsum(-1) - sorted_probs >= params.top_p  # the mass before a token already reaches top_p
+    choice = torch.multinomial(sorted_probs.masked_fill(outside, 0.0), 1)
+    return order.gather(-1, choice).squeeze(-1)
 
 
 class HFEngine:
@@ -20,32 +42,48 @@ class HFEngine:
         pad_id: the padding id (left padding for generation; never generated).
         stop_ids: ids that end a completion (EOS, template stops).
         forbidden_ids: ids never to generate besides padding (e.g. masked actions).
-        batch_size: prompts per ``generate`` call.
+        batch_size: prompts per batch.
         cache: the KV cache ``generate`` uses: "static" (allocated once per call for the whole
             length) or "dynamic" (grown every token). Static is 2.3x faster for the tiny preset
-            on a CPU with 300-token restart prompts, and on a par with 100-token prompts. On a
-            GPU, ``transformers`` compiles the decoding step for a static cache (CUDA graphs).
+            on a CPU with 300-token restart prompts, and on a par with 100-token prompts.
+        decoding: "generate" (``transformers`` ``generate``), "graph" (satori's decoding loop:
+            prefill, then one token at a time over a static cache, sampling with
+            :func:`sample_next`; on a GPU the model's one-token step is compiled with CUDA
+            graphs, so a step costs a graph replay and a few sampling kernels instead of
+            ``generate``'s Python work per token), or "auto": "graph" on a GPU, else "generate".
 
-    Prompts are left-padded to a multiple of :data:`agents.device.PAD_MULTIPLE` tokens, so that
-    batches take few distinct shapes: the static cache, and on a GPU the compiled decoding
-    step, are then built once per shape rather than once per prompt length.
+    Prompts are left-padded to a multiple of :data:`agents.device.PAD_MULTIPLE` tokens (of
+    :data:`GPU_PAD_MULTIPLE` on a GPU), so that batches take few distinct shapes: the static
+    cache, and on a GPU the compiled step, are built once per shape, not once per prompt length.
     """
 
     def __init__(
-        self, model, pad_id: int, stop_ids: Iterable[int], forbidden_ids: Iterable[int] = (), batch_size: int = 256, cache: str = "static"
+        self,
+        model,
+        pad_id: int,
+        stop_ids: Iterable[int],
+        forbidden_ids: Iterable[int] = (),
+        batch_size: int = 256,
+        cache: str = "static",
+        decoding: str = "auto",
     ) -> None:
         if cache not in ("static", "dynamic"):
             raise ValueError(f"cache must be 'static' or 'dynamic', got {cache!r}")
-        self.model, self.pad_id, self.cache = model, int(pad_id), cache
+        if decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
+        if decoding == "graph" and cache != "static":
+            raise ValueError("decoding='graph' runs over a static cache: pass cache='static' (or decoding='generate')")
+        self.model, self.pad_id, self.cache, self.decoding = model, int(pad_id), cache, decoding
         self.stop_ids = sorted({int(i) for i in stop_ids})
         self.forbidden_ids = sorted({self.pad_id, *(int(i) for i in forbidden_ids)} - set(self.stop_ids))
         self.batch_size = batch_size
+        self._static_cache = None  # (batch, length, cache) of the graph decoding, reused while the shape holds
 
     @classmethod
-    def for_env(cls, model, env, batch_size: int = 256) -> HFEngine:
+    def for_env(cls, model, env, batch_size: int = 256, decoding: str = "auto") -> HFEngine:
         """An engine that writes what ``env`` (a SatoriMath env or vector env) accepts."""
         base = base_env(env)
-        return cls(model, base.pad_id, base.stop_ids, forbidden_ids(model, env), batch_size)
+        return cls(model, base.pad_id, base.stop_ids, forbidden_ids(model, env), batch_size, decoding=decoding)
 
     def sync_weights(self) -> None:
         """The engine generates with the learner's own model: nothing to copy."""
@@ -64,28 +102,103 @@ class HFEngine:
             self.model.train(was_training)
         return out
 
+    def _uses_graph(self, device: torch.device) -> bool:
+        return self.decoding == "graph" or (self.decoding == "auto" and device.type == "cuda" and self.cache == "static")
+
     def _generate_batch(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[int]]:
         device = next(self.model.parameters()).device
-        width = padded_length(max(len(p) for p in prompts))
+        graph = self._uses_graph(device)
+        longest = max(len(p) for p in prompts)
+        width = -(-longest // GPU_PAD_MULTIPLE) * GPU_PAD_MULTIPLE if device.type == "cuda" else padded_length(longest)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for row, prompt in enumerate(prompts):
             ids[row, width - len(prompt) :] = torch.as_tensor(list(prompt), dtype=torch.long)
             mask[row, width - len(prompt) :] = 1
-        sampling = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
-        generated = self.model.generate(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            max_new_tokens=params.max_new_tokens,
-            pad_token_id=self.pad_id,
-            eos_token_id=self.stop_ids,
-            suppress_tokens=self.forbidden_ids or None,
-            cache_implementation=self.cache,
-            **(sampling if params.temperature > 0 else {"do_sample": False}),
-        )[:, width:].tolist()
+        ids, mask = ids.to(device), mask.to(device)
+        generated = (self._decode(ids, mask, params) if graph else self._transformers_generate(ids, mask, params)).tolist()
         stops = set(self.stop_ids)
         completions = []
         for row in generated:
             end = next((i + 1 for i, token in enumerate(row) if token in stops), len(row))
             completions.append(row[:end])
         return completions
+
+    def _transformers_generate(self, ids: torch.Tensor, mask: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+        sampling = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
+        return self.model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=params.max_new_tokens,
+            pad_token_id=self.pad_id,
+            eos_token_id=self.stop_ids,
+            suppress_tokens=self.forbidden_ids or None,
+            cache_implementation=self.cache,
+            **(sampling if params.temperature > 0 else {"do_sample": False}),
+        )[:, ids.shape[1] :]
+
+    def _decode(self, ids: torch.Tensor, mask: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+        """Satori's decoding loop: ``(B, new tokens)`` ids, padding after each row's stop token."""
+        device, (batch, width), new = ids.device, ids.shape, params.max_new_tokens
+        cache = self._cache_for(batch, width + new)
+        attention = torch.zeros(batch, width + new, dtype=mask.dtype, device=device)  # one width for every step
+        attention[:, :width] = mask
+        real = mask.sum(-1)  # the position id of each row's first new token
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        accepted = inspect.signature(self.model.forward).parameters
+        cache_kwarg = "cache" if "cache" in accepted else "past_key_values"  # renamed in transformers 5
+        last_only = {"logits_to_keep": 1} if "logits_to_keep" in accepted else {}
+        out = self.model(
+            input_ids=ids,
+            attention_mask=attention,
+            position_ids=positions,
+            cache_position=torch.arange(width, device=device),
+            use_cache=True,
+            **{cache_kwarg: cache},
+            **last_only,
+        )
+        step = self._step_call(device)
+        cache_positions = torch.arange(width, width + new, device=device)
+        forbidden = torch.tensor(self.forbidden_ids, dtype=torch.long, device=device)
+        stops = torch.tensor(self.stop_ids, dtype=torch.long, device=device)
+        generated = torch.full((batch, new), self.pad_id, dtype=torch.long, device=device)
+        done = torch.zeros(batch, dtype=torch.bool, device=device)
+        for i in range(new):
+            token = sample_next(out.logits[:, -1], forbidden, params).masked_fill(done, self.pad_id)
+            generated[:, i] = token
+            done |= torch.isin(token, stops)
+            if i + 1 == new or ((i + 1) % 16 == 0 and bool(done.all())):  # a device sync every 16 tokens
+                return generated[:, : i + 1]
+            attention[:, width + i] = 1
+            out = step(
+                input_ids=token[:, None],
+                attention_mask=attention,
+                position_ids=(real + i)[:, None],
+                cache_position=cache_positions[i : i + 1],
+                use_cache=True,
+                **{cache_kwarg: cache},
+            )
+        return generated
+
+    def _cache_for(self, batch: int, length: int):
+        """A static KV cache for ``batch`` rows of ``length`` tokens: the last one, emptied, when
+        the shape is the same (a compiled step keeps its graph), else a new one."""
+        from transformers import StaticCache
+
+        if self._static_cache is not None and self._static_cache[:2] == (batch, length):
+            cache = self._static_cache[2]
+            cache.reset()
+            return cache
+        parameter = next(self.model.parameters())  # batch, device and dtype: for versions that do not infer them
+        cache = StaticCache(config=self.model.config, max_cache_len=length, max_batch_size=batch, device=parameter.device, dtype=parameter.dtype)
+        self._static_cache = (batch, length, cache)
+        return cache
+
+    def _step_call(self, device: torch.device):
+        """The model's one-token step: compiled with CUDA graphs on a GPU (the compilation
+        ``transformers`` uses for its own static-cache decoding), else the model itself."""
+        if device.type != "cuda" or not hasattr(self.model, "get_compiled_call"):
+            return self.model
+        from transformers import CompileConfig
+
+        return self.model.get_compiled_call(CompileConfig(fullgraph=False, mode="reduce-overhead"))

@@ -1,0 +1,71 @@
+"""The HF engine's two decodings: transformers ``generate`` and satori's static-cache loop
+("graph", compiled into a CUDA graph on a GPU) write the same completions."""
+
+import pytest
+import torch
+
+from agents.engines import HFEngine, SamplingParams
+from agents.engines.hf import sample_next
+from agents.models import build_model
+from satori_env import SatoriMathVectorEnv
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny") / "base"
+    model, _ = build_model("tiny", path, seed=0)
+    envs = SatoriMathVectorEnv(num_envs=8, tokenizer=str(path), max_new_tokens=40)
+    envs.reset(seed=0)
+    # prompts of different lengths: left padding, position ids and the cache must line up
+    prompts = [env.tokens.tolist()[: 12 + 5 * i] for i, env in enumerate(envs.envs)]
+    return model.eval(), envs, prompts
+
+
+def _engines(model, envs, **kwargs):
+    return HFEngine.for_env(model, envs, decoding="generate", **kwargs), HFEngine.for_env(model, envs, decoding="graph", **kwargs)
+
+
+@pytest.mark.parametrize("params", [SamplingParams(40, temperature=0.0), SamplingParams(40, temperature=1.0, seed=3), SamplingParams(40, temperature=0.7, seed=5)])
+def test_graph_decoding_writes_what_generate_writes(setup, params):
+    model, envs, prompts = setup
+    generate, graph = _engines(model, envs)
+    expected = generate.generate(prompts, params)
+    assert graph.generate(prompts, params) == expected
+    assert all(len(c) == 40 for c in expected)  # a random model runs to the limit
+    assert graph.generate(prompts, params) == expected  # the reused, emptied cache gives the same again
+
+
+def test_stops_end_each_completion_and_forbidden_ids_never_appear(setup):
+    model, envs, prompts = setup
+    greedy = SamplingParams(40, temperature=0.0)
+    free = HFEngine(model, envs.envs[0].pad_id, stop_ids=[], decoding="graph").generate(prompts, greedy)
+    stop = free[0][5]  # a token the model writes: make it a stop id
+    banned = [t for t in free[1] if t not in free[0][:6]][:3]  # and forbid tokens it would write elsewhere
+    engines = [HFEngine(model, envs.envs[0].pad_id, [stop], forbidden_ids=banned, decoding=d) for d in ("generate", "graph")]
+    for params in (greedy, SamplingParams(40, temperature=1.0, seed=1)):
+        a, b = (engine.generate(prompts, params) for engine in engines)
+        assert a == b
+        for completion in b:
+            assert stop not in completion[:-1] and (completion[-1] == stop or len(completion) == 40)
+            assert not set(banned) & set(completion) and envs.envs[0].pad_id not in completion
+    greedy_completions = engines[1].generate(prompts, greedy)
+    assert len(greedy_completions[0]) <= 6 and greedy_completions[0][-1] == stop  # stopped early
+
+
+def test_nucleus_and_greedy_choices():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.2, 1e-9]])).repeat(4000, 1)
+    torch.manual_seed(0)
+    drawn = sample_next(logits, None, SamplingParams(temperature=1.0, top_p=0.6))
+    assert set(drawn.tolist()) == {0, 1}  # 0.5 alone is short of 0.6; 0.5 + 0.3 reaches it
+    assert abs((drawn == 0).float().mean().item() - 0.5 / 0.8) < 0.03
+    forbidden = torch.tensor([0])
+    assert sample_next(logits[:2], forbidden, SamplingParams(temperature=0.0)).tolist() == [1, 1]
+    assert set(sample_next(logits, forbidden, SamplingParams(temperature=1.0)).tolist()) <= {1, 2, 3}
+
+
+def test_bad_decoding_settings_are_explained(setup):
+    model, envs, _ = setup
+    with pytest.raises(ValueError, match=r"decoding must be one of \('auto', 'generate', 'graph'\)"):
+        HFEngine(model, 0, [1], decoding="fast")
+    with pytest.raises(ValueError, match="static cache"):
+        HFEngine(model, 0, [1], cache="dynamic", decoding="graph")
