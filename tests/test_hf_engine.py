@@ -64,7 +64,7 @@ def test_nucleus_and_greedy_choices():
 
 
 def test_bad_decoding_settings_are_explained(setup):
-    model, envs, _ = setup
+    model, _, _ = setup
     with pytest.raises(ValueError, match=r"decoding must be one of \('auto', 'generate', 'graph'\)"):
         HFEngine(model, 0, [1], decoding="fast")
     with pytest.raises(ValueError, match="static cache"):
