@@ -3,6 +3,7 @@
     pip install trl                     # the baseline (not a dependency of satori-env)
     python benchmarks/ppo_step.py       # about 3 minutes on 2 CPU cores
     python benchmarks/ppo_step.py --satori ppo:hf grpo:hf ppo:vllm   # more rows (vllm: the vLLM engine)
+    python benchmarks/ppo_step.py --steps 12 --satori ppo:hf grpo:hf --trl-static   # on a GPU: a minute
 
 Both sides get the same tiny Llama-style policy (the ``tiny`` preset, 3.4M parameters, saved
 locally and loaded by each from that path), the same procedural problems and prompt, the same
@@ -15,8 +16,12 @@ optimiser step:
   (old log-probabilities and the critic's values), PPO update (GAE, clipped losses);
 * TRL: ``GRPOTrainer`` one ``train`` step (generation, reward, group advantages, loss, update).
 
-The first step of each is a warm-up and is not counted. Printed: median seconds per step,
-completion tokens per step, and the ratio TRL / satori (target >= 2).
+Everything runs on the GPU when there is one (fp32 on both sides), where satori's HF engine
+decodes with its CUDA-graph step. The first step of each run is a warm-up and is not counted
+(on a GPU it compiles the decoding step). Printed: median seconds per step, completion tokens
+per step, the ratio TRL / satori (target >= 2), where satori's time goes (rollout, scoring,
+update) and every step's seconds: on a GPU the first run in the process also pays CUDA's own
+warm-up over its first several steps, which the list shows.
 """
 
 from __future__ import annotations
