@@ -28,6 +28,6 @@ def autocast(device: torch.device, enabled: bool = True):
 PAD_MULTIPLE = 16  # few distinct batch shapes: kernel caches (oneDNN on CPUs) stay small
 
 
-def padded_length(length: int) -> int:
-    """``length`` rounded up to a multiple of :data:`PAD_MULTIPLE` (the width batches are padded to)."""
-    return -(-length // PAD_MULTIPLE) * PAD_MULTIPLE
+def padded_length(length: int, multiple: int = PAD_MULTIPLE) -> int:
+    """``length`` rounded up to a multiple of ``multiple`` (the width batches are padded to)."""
+    return -(-length // multiple) * multiple

@@ -82,19 +82,18 @@ def evaluate(
         obs, _ = envs.reset(options=chunk + [chunk[-1]] * (size - len(chunk)))  # the vector env has a fixed size
         prompts = [obs["tokens"][i, : obs["length"][i, 0]].tolist() for i in range(size)]
         *_, infos = envs.step_tokens(engine.generate(prompts, batch_params))  # every episode ends here
-        final = infos
         for i in range(len(chunk)):
             records.append(
                 {
-                    "problem_id": final["problem_id"][i],
-                    "level": int(final["level"][i]),
-                    "correct": bool(final["correct"][i]),
-                    "well_formed": is_well_formed(final["completion"][i]),
-                    "num_new_tokens": int(final["num_new_tokens"][i]),
-                    "actions": {name: int(final["actions"][name][i]) for name in META_ACTIONS},
-                    "completion": final["completion"][i],
-                    "answer": final["answer"][i],
-                    "gold": final["gold"][i],
+                    "problem_id": infos["problem_id"][i],
+                    "level": int(infos["level"][i]),
+                    "correct": bool(infos["correct"][i]),
+                    "well_formed": is_well_formed(infos["completion"][i]),
+                    "num_new_tokens": int(infos["num_new_tokens"][i]),
+                    "actions": {name: int(infos["actions"][name][i]) for name in META_ACTIONS},
+                    "completion": infos["completion"][i],
+                    "answer": infos["answer"][i],
+                    "gold": infos["gold"][i],
                 }
             )
         bar.update(len(chunk))

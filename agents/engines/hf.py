@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from agents.device import padded_length
+from agents.device import PAD_MULTIPLE, padded_length
 from agents.engines.base import SamplingParams, base_env, forbidden_ids
 
 __all__ = ["DECODINGS", "HFEngine", "sample_next"]
@@ -108,8 +108,7 @@ class HFEngine:
     def _generate_batch(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[int]]:
         device = next(self.model.parameters()).device
         graph = self._uses_graph(device)
-        longest = max(len(p) for p in prompts)
-        width = -(-longest // GPU_PAD_MULTIPLE) * GPU_PAD_MULTIPLE if device.type == "cuda" else padded_length(longest)
+        width = padded_length(max(len(p) for p in prompts), GPU_PAD_MULTIPLE if device.type == "cuda" else PAD_MULTIPLE)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for row, prompt in enumerate(prompts):
