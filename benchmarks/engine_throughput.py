@@ -10,7 +10,8 @@ token limit) samples ``--new-tokens`` tokens for ``--prompts`` procedural prompt
 1. Baseline: ``model.generate`` as a user would call it (left-padded batch, default dynamic KV
 cache). Ours: ``HFEngine`` with each decoding (``generate`` over a static KV cache; ``graph``,
 satori's loop whose one-token step is a CUDA graph on a GPU), with the stop ids and suppressed
-ids a rollout uses, and, with ``--vllm``, ``VLLMEngine``. Printed: median tokens/s of ``--repeats`` runs and the ratio.
+ids a rollout uses, and, with ``--vllm``, ``VLLMEngine``. Printed: median tokens/s of
+``--repeats`` runs and the ratio.
 """
 
 from __future__ import annotations

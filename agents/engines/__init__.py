@@ -1,7 +1,8 @@
 """Generation engines behind one interface: prompts (token ids) in, completions (token ids) out.
 
-* :class:`HFEngine`: ``transformers`` ``generate`` on the policy itself (static KV cache,
-  batched sampling), on a CPU or a GPU.
+* :class:`HFEngine`: the policy itself, batched sampling over a static KV cache, on a CPU
+  (``transformers`` ``generate``) or a GPU (satori's decoding loop, its one-token step a CUDA
+  graph); both decodings write the same tokens.
 * ``agents.engines.vllm.VLLMEngine``: vLLM with its own copy of the weights, refreshed from the
   learner by ``sync_weights`` (imported on demand: vLLM is an optional dependency).
 
