@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 1.0
+MAX_TIMEOUT_S = 1e6  # about 11 days; the selectors' wait overflows past about 2.1e6 s (a C int of milliseconds)
 
 # ----------------------------------------------------------------------------------------------
 # Extraction
@@ -136,7 +138,7 @@ _PLAIN_NUMBER = re.compile(
     (?P<int>\d{1,3}(?:,\d{3})+|\d+)?(?P<frac>\.\d+)?\.?          # 1,234.5 / 1234 / .5 / 104.
     \s*(?:\\?\$)?\s*(?P<unit>(?:[A-Za-z]{2,}[.\s]+)*(?:[A-Za-z]{2,}\.?)?)\s*$  # trailing unit words
     """,
-    re.VERBOSE,
+    re.VERBOSE | re.ASCII,  # ASCII digits only: math-verify reads Arabic-Indic or fullwidth digits as text
 )
 # Each unit word ends at a separator (or the end), so a run of letters splits into words one way
 # only: matching is linear, where "(?:\s*[A-Za-z]{2,})*" backtracks exponentially on letter soup.
@@ -192,8 +194,10 @@ def _plain_number(answer: str) -> tuple[Fraction, bool] | None:
 def _fast_equal(gold: str, predicted: str) -> bool | None:
     """Decide cheaply when the answer is certain; None means "ask math-verify".
 
-    The fast path never contradicts math-verify: unequal decimals within its rounding
-    tolerance (6 places) are left to it.
+    It decides only plain numbers in ASCII digits (and identical strings), and never
+    contradicts math-verify where math-verify reads both answers as numbers (a property test
+    compares them): unequal decimals within math-verify's rounding tolerance (6 places) are left
+    to it. It also accepts forms math-verify reads as text ("18 dollars", "104.").
     """
     if gold.strip() == predicted.strip():
         return bool(gold.strip())  # an empty answer never matches
@@ -271,16 +275,28 @@ class _Server:
             stderr=self.stderr,
         )
         server_end.close()
-        if self.control.recv(5) != b"ready":
+        self.broken = False
+        try:
+            ready = self.control.recv(5)
+        except BaseException:  # interrupted while it warms up: stop it now, not 1.5 s of CPU later
+            self.proc.kill()
+            self.close()
+            raise
+        if ready != b"ready":
             error = self._stderr_tail()
             self.close()
             raise RuntimeError(f"the verifier server failed to start:\n{error}")
 
     def fork_worker(self) -> _Worker:
+        """A new worker. An exception part-way (an interrupt between the request and the reply)
+        leaves the control channel out of step, so the server is marked ``broken``: the pool
+        then restarts it rather than read another request's reply."""
+        self.broken = True
         self.control.sendall(b"s")
         message, fds, _, _ = socket.recv_fds(self.control, 8, 1)
         if len(message) != 8 or len(fds) != 1:
             raise RuntimeError(f"the verifier server stopped:\n{self._stderr_tail()}")
+        self.broken = False
         return _Worker(int.from_bytes(message, "little"), socket.socket(fileno=fds[0]))
 
     def _stderr_tail(self) -> str:
@@ -304,16 +320,22 @@ class _Worker:
         self.pid = pid
         self.conn = conn
         self.buffer = b""
-        self.job: int | None = None  # index of the job it is running
+        self.job: int | None = None  # id of the job it is running (unique for the pool's life)
         self.deadline = 0.0
 
-    def send(self, job: int, gold: str, predicted: str, timeout: float) -> bool:
-        """Hand the worker a job; False if the worker is gone."""
+    @property
+    def alive(self) -> bool:
+        """Not killed by us (a worker that died by itself shows as end of file on read)."""
+        return self.conn.fileno() != -1
+
+    def send(self, job: int, gold: str, predicted: str, deadline: float) -> bool:
+        """Hand the worker a job; False if the worker is gone. The worker counts as busy from
+        before the first byte is sent, so an interrupt mid-send leaves it marked busy."""
+        self.job, self.deadline = job, deadline
         try:
             self.conn.sendall((json.dumps([job, gold, predicted]) + "\n").encode())
         except OSError:
             return False
-        self.job, self.deadline = job, time.monotonic() + timeout
         return True
 
     def read_messages(self) -> list | None:
@@ -368,6 +390,7 @@ class Verifier:
         self._pool_pid = os.getpid()
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, str], bool] = OrderedDict()  # settled (gold, answer) pairs
+        self._job_ids = itertools.count()  # every job sent gets its own id: replies match the job that asked
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -457,12 +480,13 @@ class Verifier:
 
     def _fork_worker(self) -> _Worker:
         """A new worker from the server; a server that died (say, to the OOM killer) is restarted."""
-        if self._server is not None:
+        if self._server is not None and not self._server.broken:
             try:
                 return self._server.fork_worker()
             except (OSError, RuntimeError):
                 logger.warning("the verifier server stopped; restarting it")
-                self._server.close()
+        if self._server is not None:
+            self._server.close()
         self._server = _Server(self.worker_memory_mb)
         return self._server.fork_worker()
 
@@ -482,15 +506,39 @@ class Verifier:
                 self._cache.popitem(last=False)  # the oldest
 
     def _run(self, jobs: list[tuple[str, str]], timeout: float) -> list[tuple[bool, Status, float]]:
-        """Run (gold, predicted) jobs on the pool; (correct, status, seconds) per job, in order."""
+        """Run (gold, predicted) jobs on the pool; (correct, status, seconds) per job, in order.
+
+        When anything escapes (an interrupt, an error), every worker that holds a job is killed
+        before the exception goes on, so no late reply can ever be read as a later job's.
+        """
         self._fill_pool()
         self.stats.math_verify += len(jobs)
+        try:
+            return self._dispatch(jobs, timeout)
+        except BaseException:
+            self._drop_busy_workers()
+            raise
+
+    def _drop_busy_workers(self) -> None:
+        """Kill the workers that hold a job or may be half-replaced; the next call forks new ones."""
+        keep = []
+        for worker in self._pool:
+            if worker.job is None and worker.alive and not worker.buffer:
+                keep.append(worker)
+            else:
+                worker.kill()
+        self._pool = keep
+
+    def _dispatch(self, jobs: list[tuple[str, str]], timeout: float) -> list[tuple[bool, Status, float]]:
         results: dict[int, tuple[bool, Status, float]] = {}
         pending = deque(range(len(jobs)))
-        dispatched_at: dict[int, float] = {}
+        started: dict[int, float] = {}  # first dispatch of each job: its deadline counts from there
+        retried: set[int] = set()
+        index_of: dict[int, int] = {}  # job id -> index in ``jobs``
 
-        def finish(job: int, correct: bool, status: Status) -> None:
-            results[job] = (bool(correct) and status == "ok", status, time.monotonic() - dispatched_at[job])
+        def finish(job_id: int, correct: bool, status: Status) -> None:
+            index = index_of.pop(job_id)
+            results[index] = (bool(correct) and status == "ok", status, time.monotonic() - started[index])
 
         with selectors.DefaultSelector() as selector:
             for worker in self._pool:
@@ -498,44 +546,64 @@ class Verifier:
             while len(results) < len(jobs):
                 for worker in list(self._pool):
                     if pending and worker.job is None:
-                        job = pending[0]
-                        gold, predicted = jobs[job]
-                        dispatched_at[job] = time.monotonic()
-                        if worker.send(job, gold, predicted, timeout):
-                            pending.popleft()
-                        else:
+                        index = pending.popleft()
+                        started.setdefault(index, time.monotonic())
+                        job_id = next(self._job_ids)
+                        index_of[job_id] = index
+                        gold, predicted = jobs[index]
+                        if not worker.send(job_id, gold, predicted, started[index] + timeout):
+                            del index_of[job_id]
+                            pending.appendleft(index)
+                            worker.job = None
                             self._replace(selector, worker)
                 deadlines = [w.deadline for w in self._pool if w.job is not None]
                 wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else 0.0
                 for key, _ in selector.select(wait):
                     worker = key.data
                     messages = worker.read_messages()
-                    if messages is None:  # the worker died (crash, out of memory)
+                    if messages is None:  # the worker died: killed from outside, crashed, out of memory
                         if worker.job is not None:
-                            finish(worker.job, False, "error")
-                            self.stats.errors += 1
+                            self._worker_died(worker.job, index_of, pending, retried, finish)
+                            worker.job = None
                         self._replace(selector, worker)
                         continue
-                    for job, correct, error in messages:
-                        finish(job, correct, "ok" if error is None else "error")
+                    for job_id, correct, error in messages:
+                        if job_id != worker.job:  # not the job it holds: never credit it to another
+                            logger.warning("discarded a verifier reply for job %s, not the job %s it holds", job_id, worker.job)
+                            continue
+                        finish(job_id, correct, "ok" if error is None else "error")
                         self.stats.errors += error is not None
                         worker.job = None
                 now = time.monotonic()
                 for worker in list(self._pool):
                     if worker.job is not None and now >= worker.deadline:
-                        job = worker.job
-                        finish(job, False, "timeout")
+                        index = index_of[worker.job]
+                        finish(worker.job, False, "timeout")
+                        worker.job = None
                         self.stats.timeouts += 1
                         logger.warning(
-                            "answer check timed out after %.2fs and counts as wrong: %.80r", timeout, jobs[job][1]
+                            "answer check timed out after %.2fs and counts as wrong: %.80r", timeout, jobs[index][1]
                         )
                         self._replace(selector, worker)
         return [results[i] for i in range(len(jobs))]
 
+    def _worker_died(self, job_id: int, index_of: dict[int, int], pending: deque, retried: set[int], finish) -> None:
+        """A worker died holding a job. It may have died before it read the job (killed while
+        idle, just before the job was sent), so the job runs once more on a fresh worker, within
+        its original deadline; a second death counts as an error."""
+        index = index_of[job_id]
+        if index in retried:
+            finish(job_id, False, "error")
+            self.stats.errors += 1
+            return
+        retried.add(index)
+        del index_of[job_id]
+        pending.appendleft(index)
+
 
 def _check_timeout(timeout: float) -> float:
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= MAX_TIMEOUT_S:
+        raise ValueError(f"timeout must be a positive number of seconds, at most {MAX_TIMEOUT_S:g}; got {timeout!r:.40}")
     return float(timeout)
 
 

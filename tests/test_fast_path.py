@@ -4,6 +4,8 @@ import time
 from fractions import Fraction
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from satori_env.verifier import _fast_equal, _plain_number
 
@@ -66,3 +68,38 @@ def test_letter_soup_is_rejected_in_linear_time(soup):
     assert _plain_number("5 " + soup) is None
     assert _fast_equal("5", "5 " + soup) is None
     assert time.perf_counter() - start < 0.05
+
+
+@pytest.mark.parametrize("gold, predicted", [("3", "\u0663"), ("12", "\uff11\uff12"), ("\u0663\u0664", "34"), ("7", "\u07c7")])
+def test_non_ascii_digits_are_left_to_math_verify(verifier, gold, predicted):
+    """Arabic-Indic, fullwidth and N'Ko digits are text to math-verify: the fast path agrees."""
+    assert _fast_equal(gold, predicted) is None
+    non_ascii = gold if predicted.isascii() else predicted
+    assert _plain_number(non_ascii) is None
+    assert not verifier.verify(f"\\boxed{{{predicted}}}", gold)
+    assert verifier.verify(f"\\boxed{{{non_ascii}}}", non_ascii)  # identical strings still match
+
+
+_integer = st.integers(min_value=0, max_value=10**9)
+_plain = st.one_of(
+    _integer.map(str),
+    _integer.map(lambda n: f"{n:,}"),
+    _integer.map(lambda n: f"-{n}"),
+    _integer.map(lambda n: f"\\${n}"),
+    st.tuples(_integer, st.sampled_from(["5", "50", "05", "0", "125", "3333333"])).map(lambda t: f"{t[0]}.{t[1]}"),
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(gold=_plain, predicted=st.one_of(_plain, st.just("")), same=st.booleans())
+def test_fast_path_agrees_with_math_verify_where_it_reads_numbers(gold, predicted, same):
+    from math_verify import LatexExtractionConfig, parse, verify
+
+    predicted = gold if same or not predicted else predicted
+    decided = _fast_equal(gold, predicted)
+    if decided is None:
+        return
+    config = [LatexExtractionConfig(boxed_match_priority=0)]
+    parsed = [parse(f"\\boxed{{{answer}}}", extraction_config=config, parsing_timeout=None) for answer in (gold, predicted)]
+    if all(p and getattr(p[0], "is_number", False) for p in parsed):
+        assert decided is bool(verify(parsed[0], parsed[1], timeout_seconds=None))
