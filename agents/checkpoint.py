@@ -8,11 +8,17 @@ Layout of a run directory::
     RUN/model/                     the final model
 
 Each checkpoint directory is written with :func:`satori_env.atomic.atomic_directory`, so a
-crash mid-save leaves the previous checkpoints whole; the newest ``keep`` are kept.
+crash mid-save leaves the previous checkpoints whole; the newest ``keep`` are kept, and what a
+killed save left behind is removed by :func:`clean_partial_writes` when a run starts or resumes.
+
+``trainer_state.pt`` holds only plain data (tensors, numbers, strings, lists, dicts; RNG states
+are stored in that form too) and is read with ``torch.load(weights_only=True)``: a checkpoint
+received from someone else cannot run code when it is resumed.
 """
 
 from __future__ import annotations
 
+import pickle
 import random
 import re
 import shutil
@@ -23,24 +29,37 @@ from typing import Any
 import numpy as np
 import torch
 
-from satori_env.atomic import atomic_directory
+from satori_env.atomic import atomic_directory, remove_partial_writes
 
-__all__ = ["latest_checkpoint", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
+__all__ = [
+    "clean_partial_writes",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+]
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
 def rng_state() -> dict[str, Any]:
-    """The state of every random generator a run uses (Python, NumPy, torch CPU and CUDA)."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The state of every random generator a run uses (Python, NumPy, torch CPU and CUDA), as
+    plain data (no NumPy arrays), so that it loads with ``weights_only=True``."""
+    numpy_state = np.random.get_state(legacy=False)
+    numpy_state["state"] = {"key": numpy_state["state"]["key"].tolist(), "pos": int(numpy_state["state"]["pos"])}
+    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    numpy_state = dict(state["numpy"])
+    numpy_state["state"] = {"key": np.asarray(numpy_state["state"]["key"], dtype=np.uint32), "pos": numpy_state["state"]["pos"]}
+    np.random.set_state(numpy_state)
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -88,6 +107,14 @@ def _checkpoints(root: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def clean_partial_writes(run_dir: str | Path) -> list[Path]:
+    """Remove what a save killed mid-write left in a run directory and its ``checkpoints/``
+    (temporary checkpoint directories and files; see
+    :func:`satori_env.atomic.remove_partial_writes`). Returns what was removed."""
+    run_dir = Path(run_dir)
+    return remove_partial_writes(run_dir) + remove_partial_writes(run_dir / "checkpoints")
+
+
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """The newest complete checkpoint of a run, or None."""
     found = _checkpoints(Path(run_dir) / "checkpoints")
@@ -114,10 +141,30 @@ def load_checkpoint(
         raise ValueError(f"{path} does not fit this model: missing {sorted(set(missing) - tied)}, unexpected {sorted(unexpected)}")
     if tied:
         model.tie_weights()
-    saved = torch.load(path / "trainer_state.pt", weights_only=False)
+    saved = _load_trainer_state(path / "trainer_state.pt")
     for name, opt in optimizers.items():
         opt.load_state_dict(saved["optimizers"][name])
     for name, sched in schedulers.items():
         sched.load_state_dict(saved["schedulers"][name])
     set_rng_state(saved["rng"])
     return {**saved["state"], "step": saved["step"]}
+
+
+def _load_trainer_state(path: Path) -> dict[str, Any]:
+    """``trainer_state.pt`` as plain data; anything else is refused before it can run."""
+    try:
+        saved = torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        if found is None:
+            raise ValueError(f"{path} is not a readable checkpoint (corrupted or another format)") from None
+        raise ValueError(
+            f"{path} holds Python objects other than plain data (tensors, numbers, strings, lists, dicts), "
+            f"such as {found[1][:100]}; it was not written by satori-env (or by an older version) and is "
+            "refused unread, since unpickling it could run code"
+        ) from None
+    except (OSError, EOFError, RuntimeError) as error:
+        raise ValueError(f"{path} is not a readable checkpoint (missing, truncated or corrupted): {str(error)[:200]}") from None
+    if not isinstance(saved, dict) or not {"step", "optimizers", "schedulers", "rng", "state"} <= set(saved):
+        raise ValueError(f"{path} is not a satori-env trainer state (expected keys step, optimizers, schedulers, rng, state)")
+    return saved

@@ -25,11 +25,11 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from agents.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from agents.checkpoint import clean_partial_writes, latest_checkpoint, load_checkpoint, save_checkpoint
 from agents.data.synth import Demonstration, read_demos
 from agents.device import autocast, choose_device, padded_length
 from agents.models import load_policy
-from satori_env.atomic import atomic_directory
+from satori_env.atomic import atomic_directory, atomic_write
 from satori_env.coat import get_template
 
 __all__ = ["Example", "SFTArgs", "bucket_batches", "tokenize_demos", "train_sft"]
@@ -177,6 +177,7 @@ def train_sft(args: SFTArgs) -> dict[str, Any]:
     scheduler = warmup_cosine(optimizer, args.warmup, args.steps, args.min_lr_ratio)
 
     step, epoch, position = 0, 0, 0
+    clean_partial_writes(out)
     checkpoint = latest_checkpoint(out) if args.resume else None
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, model, {"adamw": optimizer}, {"schedule": scheduler})
@@ -234,7 +235,7 @@ def train_sft(args: SFTArgs) -> dict[str, Any]:
             if isinstance(value, (int, float)):
                 writer.add_scalar(f"eval/{name}", value, step)
     writer.close()
-    (out / "metrics.json").write_text(json.dumps({**metrics, "args": asdict(args)}, indent=2))
+    atomic_write(out / "metrics.json", json.dumps({**metrics, "args": asdict(args)}, indent=2).encode())
     return metrics
 
 

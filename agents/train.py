@@ -22,7 +22,7 @@ from gymnasium.vector import AutoresetMode
 from tqdm import tqdm
 
 from agents.algorithms import ALGORITHMS, Algorithm
-from agents.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from agents.checkpoint import clean_partial_writes, latest_checkpoint, load_checkpoint, save_checkpoint
 from agents.config import TrainConfig
 from agents.device import autocast, choose_device
 from agents.engines import SamplingParams, make_engine
@@ -32,7 +32,7 @@ from agents.models import MODEL_PRESETS, load_policy
 from agents.policy import ActorCritic
 from agents.rollout import Rollout, collect_rollout
 from satori_env import CURRICULA, AdaptiveCurriculum, ArithmeticTasks, RestartBuffer, SatoriMathVectorEnv, load_problems
-from satori_env.atomic import atomic_directory
+from satori_env.atomic import atomic_directory, atomic_write
 from satori_env.coat import META_ACTIONS
 from satori_env.rewards import ReflectionBonus, RewardSpec, make_reward
 
@@ -150,6 +150,7 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
     reference = policy.reference() if algorithm.uses_reference else None
 
     iteration, state = 0, {}
+    clean_partial_writes(out)
     checkpoint = latest_checkpoint(out) if config.resume else None
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, model, algorithm.optimizers(), algorithm.schedulers())
@@ -171,7 +172,7 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
     writer = SummaryWriter(str(out / "tb"))
     _log_eval(writer, before, 0)
     bar = tqdm(total=config.iterations, initial=iteration, desc=f"RL ({config.algo})", disable=not config.progress)
-    history: list[dict[str, float]] = []
+    history: list[dict[str, float]] = list(state.get("history", []))  # every iteration's, across resumes
     while iteration < config.iterations:
         started = time.perf_counter()
         params = SamplingParams(config.max_new_tokens, config.temperature, config.top_p, seed=config.seed * 1_000_003 + iteration)
@@ -213,6 +214,7 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
                     "env_rng": [env.np_random.bit_generator.state for env in envs.envs],
                     "curriculum": envs.curriculum.state_dict() if envs.curriculum is not None else None,
                     "before": before,
+                    "history": history,
                 },
                 extra=lambda directory: buffer.save(directory / "restart_buffer.json.gz"),
             )
@@ -227,7 +229,7 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
     result = {"before": before, "after": after, "iterations": iteration, "history": history, "config": asdict(config)}
     if envs.curriculum is not None:
         result["curriculum"] = envs.curriculum.state_dict()
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    atomic_write(out / "metrics.json", json.dumps(result, indent=2).encode())
     return result
 
 

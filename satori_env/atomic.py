@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_directory", "atomic_write"]
+__all__ = ["atomic_directory", "atomic_write", "remove_partial_writes"]
+
+# Names of the temporaries below: tempfile's ".NAME." + 8 random characters + ".tmp", and the
+# ".NAME.old" a directory swap sets aside.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
+_SET_ASIDE = re.compile(r"^\.(?P<name>.+)\.old$")
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
@@ -62,3 +68,27 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(path, old)
     os.replace(temporary, path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_partial_writes(directory: str | os.PathLike) -> list[Path]:
+    """Clean up after writes of :func:`atomic_write` / :func:`atomic_directory` that a crash or
+    SIGKILL interrupted in ``directory``: their temporaries are deleted, and a directory swap
+    killed between its two renames is completed backwards (the set-aside previous version goes
+    back in place). Returns the paths removed or restored. Only names of this module's own
+    temporaries are touched."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    touched = []
+    for entry in sorted(directory.iterdir()):
+        if _TEMPORARY.match(entry.name):
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            touched.append(entry)
+        elif (match := _SET_ASIDE.match(entry.name)) and entry.is_dir() and not entry.is_symlink():
+            original = entry.with_name(match["name"])
+            if original.exists():
+                shutil.rmtree(entry)
+            else:
+                os.replace(entry, original)
+            touched.append(entry)
+    return touched

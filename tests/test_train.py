@@ -24,7 +24,22 @@ def tiny(tmp_path_factory):
     return path
 
 
-def _train_command(model, out, iterations, resume=False):
+# Run the CLI with torch.save patched to SIGKILL the process while it writes checkpoint N
+# (after the model files, before the trainer state): a real kill in the middle of a save.
+_KILL_MID_SAVE = """
+import os, signal, sys, torch
+from agents.cli import main
+real_save, kill_at = torch.save, int(os.environ["KILL_AT_STEP"])
+def save(obj, *args, **kwargs):
+    if isinstance(obj, dict) and obj.get("step") == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_save(obj, *args, **kwargs)
+torch.save = save
+raise SystemExit(main())
+"""
+
+
+def _train_command(model, out, iterations, resume=False, kill_at=None):
     args = [
         "train", "--preset", "tiny", "--model", str(model), "--out", str(out), "--iterations", str(iterations),
         "--episodes-per-iteration", "8", "--minibatch-size", "8", "--micro-batch-size", "8", "--max-new-tokens", "6",
@@ -33,7 +48,8 @@ def _train_command(model, out, iterations, resume=False):
     ]
     if resume:
         args.append("--resume")
-    return [sys.executable, "-c", "from agents.cli import main; raise SystemExit(main())", *args]
+    script = "from agents.cli import main; raise SystemExit(main())" if kill_at is None else _KILL_MID_SAVE
+    return [sys.executable, "-c", script, *args]
 
 
 def _weights(run):
@@ -41,29 +57,30 @@ def _weights(run):
 
 
 @pytest.mark.slow
-def test_a_run_killed_with_sigkill_resumes_to_the_same_state(tiny, tmp_path):
+def test_a_run_killed_with_sigkill_mid_save_resumes_to_the_same_state(tiny, tmp_path):
     iterations = 24
     subprocess.run(_train_command(tiny, tmp_path / "straight", iterations), check=True, timeout=600)
 
-    killed = subprocess.Popen(_train_command(tiny, tmp_path / "killed", iterations))
+    killed = subprocess.run(_train_command(tiny, tmp_path / "killed", iterations, kill_at=6), env={**os.environ, "KILL_AT_STEP": "6"}, timeout=600)
+    assert killed.returncode == -signal.SIGKILL
     checkpoints = tmp_path / "killed" / "rl" / "checkpoints"
-    deadline = time.monotonic() + 300
-    while not (checkpoints / "step-000006").exists() and time.monotonic() < deadline and killed.poll() is None:
-        time.sleep(0.05)
-    assert killed.poll() is None, "the run ended before it could be killed"
-    os.kill(killed.pid, signal.SIGKILL)
-    killed.wait()
-    assert not (tmp_path / "killed" / "rl" / "model").exists()
+    partial = [p.name for p in checkpoints.iterdir() if p.name.startswith(".step-000006.")]
+    assert sorted(p.name for p in checkpoints.iterdir() if not p.name.startswith(".")) == ["step-000002", "step-000004"]
+    assert len(partial) == 1 and not (tmp_path / "killed" / "rl" / "model").exists()
 
     subprocess.run(_train_command(tiny, tmp_path / "killed", iterations, resume=True), check=True, timeout=600)
+    assert not any(p.name.startswith(".") for p in checkpoints.iterdir())  # the partial save is gone
     straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "killed")
     assert straight.keys() == resumed.keys() and all(torch.equal(straight[k], resumed[k]) for k in straight)
     start = load_file(str(tiny / "model.safetensors"))
     assert any(not torch.equal(start[k], straight[k]) for k in start)  # training moved the weights
     buffers = [RestartBuffer.load(tmp_path / run / "rl" / "restart_buffer.json.gz") for run in ("straight", "killed")]
     assert buffers[0].states == buffers[1].states and len(buffers[0]) > 0
-    curricula = [json.loads((tmp_path / run / "rl" / "metrics.json").read_text())["curriculum"] for run in ("straight", "killed")]
-    assert curricula[0] == curricula[1] and sum(curricula[0]["served"].values()) > iterations  # the whole run's draws
+    metrics = [json.loads((tmp_path / run / "rl" / "metrics.json").read_text()) for run in ("straight", "killed")]
+    assert metrics[0]["curriculum"] == metrics[1]["curriculum"] and sum(metrics[0]["curriculum"]["served"].values()) > iterations
+    # every iteration's metrics, the ones before the kill included (timings aside, they are equal)
+    histories = [[{k: v for k, v in row.items() if not k.startswith("perf/")} for row in m["history"]] for m in metrics]
+    assert len(histories[1]) == iterations and histories[0] == histories[1]
 
 
 def test_presets():
