@@ -94,10 +94,12 @@ def load_policy(path: str, device: str = "auto", dtype: Any = None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from agents.device import choose_device
+    from satori_env.pretrained import load_pretrained
     from satori_env.tokenizer import add_coat_tokens
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype) if dtype is not None else AutoModelForCausalLM.from_pretrained(path)
+    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, path, "model")
+    options = {"dtype": dtype} if dtype is not None else {}
+    model = load_pretrained(AutoModelForCausalLM.from_pretrained, path, "model", **options)
     if add_coat_tokens(tokenizer) and model.get_input_embeddings().num_embeddings < len(tokenizer):
         model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
     if model.config.pad_token_id is None:

@@ -34,6 +34,7 @@ from agents.models import llama_config
 from satori_env import Problem, Trajectory
 from satori_env.atomic import atomic_directory
 from satori_env.coat import get_template
+from satori_env.pretrained import load_pretrained, locate_pretrained
 from satori_env.tasks import ArithmeticTasks
 from satori_env.tasks.arithmetic import write_solution
 from satori_env.tokenizer import add_coat_tokens, load_tokenizer
@@ -98,10 +99,11 @@ class OutcomeRewardModel:
         hub id) to fine-tune as one."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        path = locate_pretrained(path, "reward model")
         settings_file = Path(path) / _SETTINGS_FILE
         settings = json.loads(settings_file.read_text()) if settings_file.exists() else {}
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **kwargs)
-        reward_model = cls(model, AutoTokenizer.from_pretrained(path), **settings)
+        model = load_pretrained(AutoModelForSequenceClassification.from_pretrained, path, "reward model", num_labels=1, **kwargs)
+        reward_model = cls(model, load_pretrained(AutoTokenizer.from_pretrained, path, "reward model"), **settings)
         reward_model.model.to(choose_device(device))
         return reward_model
 

@@ -136,7 +136,9 @@ def load_tokenizer(tokenizer=None):
     if isinstance(tokenizer, (str, os.PathLike)):
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(tokenizer)
+        from satori_env.pretrained import load_pretrained
+
+        return load_pretrained(AutoTokenizer.from_pretrained, tokenizer, "tokenizer")
     if hasattr(tokenizer, "convert_tokens_to_ids") and hasattr(tokenizer, "decode"):
         return tokenizer
     raise TypeError(
