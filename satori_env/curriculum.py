@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from satori_env._checks import brief
 from satori_env.tasks.arithmetic import ArithmeticTasks
 from satori_env.tasks.problem import Problem
 from satori_env.tasks.sources import ProblemSource, make_source
@@ -109,11 +110,30 @@ class Curriculum:
         return {"recent": {name: list(recent) for name, recent in self._recent.items()}, "served": dict(self.served)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if set(state["recent"]) != set(self.arms):
-            raise ValueError(f"curriculum state has arms {sorted(state['recent'])}, this curriculum has {sorted(self.arms)}")
-        for name, recent in state["recent"].items():
-            self._recent[name] = deque((bool(r) for r in recent), maxlen=self.window)
-        self.served = {name: int(count) for name, count in state["served"].items()}
+        """Restore what :meth:`state_dict` returned. Every field is checked before any is
+        applied (``ValueError`` names the bad one): a bad state changes nothing."""
+        for name, value in self._check_state(state).items():
+            setattr(self, name, value)
+
+    def _check_state(self, state: Any) -> dict[str, Any]:
+        """The attributes a state sets, checked; subclasses add theirs."""
+        if not isinstance(state, Mapping) or not {"recent", "served"} <= set(state):
+            raise ValueError(f"a curriculum state is a dict with 'recent' and 'served' (from state_dict()), got {brief(state)}")
+        recent, served = state["recent"], state["served"]
+        for field, value in (("recent", recent), ("served", served)):
+            if not isinstance(value, Mapping) or set(value) != set(self.arms):
+                got = sorted(map(str, value)) if isinstance(value, Mapping) else value
+                raise ValueError(f"curriculum state {field!r} must have this curriculum's arms {sorted(self.arms)}, got {brief(got)}")
+        for name, outcomes in recent.items():
+            if not isinstance(outcomes, (list, tuple)) or not all(isinstance(o, bool) for o in outcomes):
+                raise ValueError(f"curriculum state 'recent' of arm {name!r} must be a list of bools, got {brief(outcomes)}")
+        for name, count in served.items():
+            if not _is_count(count):
+                raise ValueError(f"curriculum state 'served' of arm {name!r} must be an int >= 0, got {brief(count)}")
+        return {
+            "_recent": {name: deque(recent[name], maxlen=self.window) for name in self.arms},
+            "served": {name: int(served[name]) for name in self.arms},
+        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(arms={list(self.arms)})"
@@ -224,10 +244,19 @@ class AdaptiveCurriculum(Curriculum):
         moves = {"frontier": self.frontier, "since_move": self.since_move, "promotions": self.promotions, "demotions": self.demotions}
         return {**super().state_dict(), **moves}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.frontier, self.since_move = int(state["frontier"]), int(state["since_move"])
-        self.promotions, self.demotions = int(state["promotions"]), int(state["demotions"])
+    def _check_state(self, state: Any) -> dict[str, Any]:
+        checked = super()._check_state(state)
+        moves = {name: state.get(name) for name in ("frontier", "since_move", "promotions", "demotions")}
+        for name, value in moves.items():
+            if not _is_count(value):
+                raise ValueError(f"adaptive curriculum state {name!r} must be an int >= 0, got {brief(value)}")
+        if moves["frontier"] >= len(self.arms):
+            raise ValueError(f"adaptive curriculum state 'frontier' must index one of the {len(self.arms)} arms, got {moves['frontier']}")
+        return {**checked, **moves}
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 CURRICULA = {"uniform": FixedMix.over_levels, "adaptive": AdaptiveCurriculum.over_levels}

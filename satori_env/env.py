@@ -10,13 +10,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from satori_env._checks import brief
 from satori_env.coat import META_ACTIONS, PromptTemplate, get_template, render_ansi
 from satori_env.curriculum import Curriculum, make_curriculum
 from satori_env.restart import RestartBuffer, RestartState, Trajectory
 from satori_env.rewards import Episode, RewardSpec, Scorer, make_reward
 from satori_env.tasks import Problem, ProblemSource, make_source
 from satori_env.tasks.sources import FixedProblems
-from satori_env.tokenizer import add_coat_tokens, load_tokenizer
+from satori_env.tokenizer import add_coat_tokens, load_tokenizer, tokenizer_fingerprint
 from satori_env.verifier import Verdict, Verifier, default_verifier
 
 __all__ = ["OBSERVATION_MODES", "SatoriMathEnv"]
@@ -136,6 +137,11 @@ class SatoriMathEnv(gym.Env):
         self.reward_spec = make_reward(reward, scorer)
         self.observation_mode = observation_mode
         self.render_mode = render_mode
+        if verifier is not None and not all(callable(getattr(verifier, name, None)) for name in ("check", "check_batch")):
+            raise TypeError(
+                f"verifier must be None (the process-wide one) or a satori_env.Verifier (an object with "
+                f"check and check_batch methods), got {type(verifier).__name__}"
+            )
         self.verifier = verifier
 
         self.vocab_size = len(self.tokenizer)  # token ids, padding included
@@ -212,6 +218,11 @@ class SatoriMathEnv(gym.Env):
         if restart is not None:
             if not isinstance(restart, RestartState):
                 raise TypeError(f"options['restart_state'] must be a RestartState, got {type(restart).__name__}")
+            if restart.tokenizer_fingerprint not in (None, self.tokenizer_fingerprint):
+                raise ValueError(
+                    f"the restart state's prefix was written with another tokenizer (fingerprint {restart.tokenizer_fingerprint}; "
+                    f"this environment's is {self.tokenizer_fingerprint}): its token ids would decode to other text"
+                )
             problem = restart.problem
         elif problem is None and isinstance(self.source, Curriculum):
             self._arm, problem = self.source.draw(self.np_random)
@@ -273,6 +284,11 @@ class SatoriMathEnv(gym.Env):
     def restart_state(self) -> RestartState | None:
         """The restart state the current episode started from, if any."""
         return self._restart
+
+    @property
+    def tokenizer_fingerprint(self) -> str:
+        """The fingerprint of the environment's tokenizer (restart states must carry the same)."""
+        return tokenizer_fingerprint(self.tokenizer)
 
     @property
     def curriculum_arm(self) -> str | None:
@@ -422,6 +438,12 @@ class SatoriMathEnv(gym.Env):
                 f"the restart buffer was built for a tokenizer whose COAT token ids are {buffer.meta_token_ids}; "
                 f"this environment's are {ids}"
             )
+        if buffer.tokenizer_fingerprint not in (None, self.tokenizer_fingerprint):
+            raise ValueError(
+                f"the restart buffer was built for another tokenizer (fingerprint {buffer.tokenizer_fingerprint}; this "
+                f"environment's is {self.tokenizer_fingerprint}): its states' token ids would decode to other text. "
+                "Build the buffer with the environment's tokenizer: RestartBuffer(env.unwrapped.tokenizer)"
+            )
 
     def _single_token_id(self, text: str) -> int:
         ids = self.tokenizer.encode(text, add_special_tokens=False)
@@ -435,13 +457,13 @@ class SatoriMathEnv(gym.Env):
         if isinstance(action, np.ndarray) and action.shape == ():
             action = action.item()
         if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
-            raise TypeError(f"an action is one token id (an int), got {type(action).__name__}: {action!r:.80}")
-        return self._check_ids(np.asarray([action], dtype=np.int64))[0]
+            raise TypeError(f"an action is one token id (an int), got {type(action).__name__}: {brief(action)}")
+        return self._check_ids(token_array([action], self.num_actions).astype(np.int64))[0]
 
     def _check_tokens(self, tokens) -> list[int]:
         if self._done:
             raise RuntimeError("the episode has ended (or never started): call reset() first")
-        ids = np.asarray(tokens)
+        ids = token_array(tokens, self.num_actions)
         if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
             raise TypeError(f"tokens must be a 1-D sequence of token ids, got {type(tokens).__name__} of shape {ids.shape}")
         checked = self._check_ids(ids.astype(np.int64, copy=False))
@@ -465,6 +487,20 @@ class SatoriMathEnv(gym.Env):
         if forbidden.any():
             raise ValueError(f"token id {int(ids[forbidden][0])} is the padding token; action_masks() lists the allowed ids")
         return ids.tolist()
+
+
+def token_array(tokens: Any, num_actions: int) -> np.ndarray:
+    """``tokens`` as a NumPy array; an id that int64 cannot hold (NumPy would raise
+    OverflowError, or silently turn the list into floats or wrap it negative) is the env's usual
+    ``ValueError`` naming the id."""
+    if isinstance(tokens, (list, tuple)):
+        huge = next((t for t in tokens if isinstance(t, int) and not -(2**63) <= t < 2**63), None)
+        if huge is not None:
+            raise ValueError(f"token id {brief(huge)} is outside the action space Discrete({num_actions})")
+    ids = np.asarray(tokens)
+    if ids.dtype.kind == "u" and ids.size and int(ids.max()) >= num_actions:  # would wrap to negative as int64
+        raise ValueError(f"token id {int(ids.max())} is outside the action space Discrete({num_actions})")
+    return ids
 
 
 def _positive_int(name: str, value: Any) -> int:

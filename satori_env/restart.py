@@ -7,12 +7,19 @@ meta-action token, and at the very end), the last ``max_backtrack + 1`` of them,
 and +1 if it was right; the reflection bonus (:class:`satori_env.rewards.ReflectionBonus`) then
 rewards fixing a wrong prefix and penalises breaking a right one.
 
+Token ids mean something only with the tokenizer that wrote them: a buffer records its
+tokenizer's fingerprint (:func:`satori_env.tokenizer.tokenizer_fingerprint`), its states carry
+it, and an environment with another tokenizer refuses them.
+
 File format of :meth:`RestartBuffer.save` (gzip-compressed JSON, written atomically)::
 
-    {"format": "satori-env/restart-buffer", "version": 1, "sha256": <hex of the payload JSON>,
+    {"format": "satori-env/restart-buffer", "version": 2, "sha256": <hex of the payload JSON>,
      "payload": {"config": {...}, "problems": [Problem.to_dict(), ...],
                  "states": [[problem_index, [prefix token ids], reflect_status], ...],
                  "pass_counts": {problem_id: [correct, total]}, "rng": <numpy PCG64 state>}}
+
+:meth:`RestartBuffer.load` checks every field (a checksum only proves the file is whole, not
+that it makes sense) and reads version 1 files too (written without a tokenizer fingerprint).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from satori_env._checks import brief
 from satori_env.atomic import atomic_write
 from satori_env.coat import META_ACTIONS
 from satori_env.tasks.problem import Problem
@@ -36,7 +44,10 @@ from satori_env.tasks.problem import Problem
 __all__ = ["STRATEGIES", "RestartBuffer", "RestartState", "Trajectory"]
 
 FORMAT = "satori-env/restart-buffer"
-VERSION = 1
+VERSION = 2
+_READABLE_VERSIONS = (1, 2)
+_CONFIG_KEYS = {"meta_token_ids", "capacity", "strategy", "max_backtrack", "max_prefix_tokens", "tokenizer_fingerprint"}
+_PAYLOAD_KEYS = {"config", "problems", "states", "pass_counts", "rng"}
 STRATEGIES = ("uniform", "balanced", "frontier")
 
 
@@ -67,11 +78,15 @@ class RestartState:
         problem: the problem.
         prefix: response tokens to continue from, ending with ``<|reflect|>``.
         reflect_status: -1 if the prefix came from a wrong trajectory, +1 from a right one.
+        tokenizer_fingerprint: the fingerprint of the tokenizer that wrote ``prefix``
+            (:func:`~satori_env.tokenizer.tokenizer_fingerprint`); an environment with another
+            tokenizer refuses the state. None (a state built by hand): not checked.
     """
 
     problem: Problem
     prefix: tuple[int, ...]
     reflect_status: int
+    tokenizer_fingerprint: str | None = None
 
 
 class RestartBuffer:
@@ -102,15 +117,22 @@ class RestartBuffer:
         seed: int | None = 0,
         max_prefix_tokens: int | None = None,
     ) -> None:
-        if tokenizer is None:
-            from satori_env.tokenizer import default_tokenizer
+        from satori_env.tokenizer import default_tokenizer, tokenizer_fingerprint
 
+        if tokenizer is None:
             tokenizer = default_tokenizer()
         ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in META_ACTIONS.items()}
         if any(i is None or i == tokenizer.unk_token_id for i in ids.values()):
             raise ValueError(f"the tokenizer lacks COAT tokens ({ids}); run satori_env.tokenizer.add_coat_tokens on it first")
         self._configure(
-            {"meta_token_ids": ids, "capacity": capacity, "strategy": strategy, "max_backtrack": max_backtrack, "max_prefix_tokens": max_prefix_tokens}
+            {
+                "meta_token_ids": ids,
+                "capacity": capacity,
+                "strategy": strategy,
+                "max_backtrack": max_backtrack,
+                "max_prefix_tokens": max_prefix_tokens,
+                "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer),
+            }
         )
         self.rng = np.random.default_rng(seed)
         self._states: list[RestartState] = []
@@ -118,18 +140,29 @@ class RestartBuffer:
         self._index: dict[str, list[int]] | None = None  # problem id -> positions, rebuilt lazily
 
     def _configure(self, config: Mapping[str, Any]) -> None:
+        """Check and apply the settings (a constructor's arguments, or a loaded file's config)."""
+        if not isinstance(config, Mapping) or not {"meta_token_ids", "capacity", "strategy", "max_backtrack"} <= set(config) <= _CONFIG_KEYS:
+            got = sorted(map(str, config)) if isinstance(config, Mapping) else config
+            raise ValueError(f"a restart buffer's config has the keys {sorted(_CONFIG_KEYS)}; got {brief(got)}")
         if config["strategy"] not in STRATEGIES:
-            raise ValueError(f"unknown restart strategy {config['strategy']!r}; valid strategies: {list(STRATEGIES)}")
+            raise ValueError(f"unknown restart strategy {brief(config['strategy'])}; valid strategies: {list(STRATEGIES)}")
         for name in ("capacity", "max_backtrack"):
             value = config[name]
-            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "capacity" else 0):
-                raise ValueError(f"{name} must be an int >= {1 if name == 'capacity' else 0}, got {value!r}")
+            if not _is_int(value) or value < (1 if name == "capacity" else 0):
+                raise ValueError(f"{name} must be an int >= {1 if name == 'capacity' else 0}, got {brief(value)}")
         limit = config.get("max_prefix_tokens")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise ValueError(f"max_prefix_tokens must be None or an int >= 1, got {limit!r}")
-        self.meta_token_ids: dict[str, int] = {name: int(i) for name, i in config["meta_token_ids"].items()}
+        if limit is not None and (not _is_int(limit) or limit < 1):
+            raise ValueError(f"max_prefix_tokens must be None or an int >= 1, got {brief(limit)}")
+        ids = config["meta_token_ids"]
+        if not isinstance(ids, Mapping) or set(ids) != set(META_ACTIONS) or not all(_is_int(i) and i >= 0 for i in ids.values()) or len(set(ids.values())) != len(ids):
+            raise ValueError(f"meta_token_ids must map {sorted(META_ACTIONS)} to distinct token ids >= 0, got {brief(ids)}")
+        fingerprint = config.get("tokenizer_fingerprint")
+        if fingerprint is not None and not (isinstance(fingerprint, str) and len(fingerprint) <= 64):
+            raise ValueError(f"tokenizer_fingerprint must be a short str or None, got {brief(fingerprint)}")
+        self.meta_token_ids: dict[str, int] = {name: int(i) for name, i in ids.items()}
         self.capacity, self.strategy, self.max_backtrack = config["capacity"], config["strategy"], config["max_backtrack"]
         self.max_prefix_tokens = limit
+        self.tokenizer_fingerprint: str | None = fingerprint
 
     @property
     def config(self) -> dict[str, Any]:
@@ -139,6 +172,7 @@ class RestartBuffer:
             "strategy": self.strategy,
             "max_backtrack": self.max_backtrack,
             "max_prefix_tokens": self.max_prefix_tokens,
+            "tokenizer_fingerprint": self.tokenizer_fingerprint,
         }
 
     # -- filling -----------------------------------------------------------------------------------
@@ -154,7 +188,10 @@ class RestartBuffer:
             cuts.append(len(tokens))
         reflect = self.meta_token_ids["reflect"]
         status = 1 if trajectory.correct else -1
-        states = [RestartState(trajectory.problem, tokens[:cut] + (reflect,), status) for cut in cuts[-(self.max_backtrack + 1) :]]
+        states = [
+            RestartState(trajectory.problem, tokens[:cut] + (reflect,), status, self.tokenizer_fingerprint)
+            for cut in cuts[-(self.max_backtrack + 1) :]
+        ]
         return [s for s in states if self.max_prefix_tokens is None or len(s.prefix) <= self.max_prefix_tokens]
 
     def add(self, trajectory: Trajectory) -> list[RestartState]:
@@ -249,26 +286,81 @@ class RestartBuffer:
     @classmethod
     def load(cls, path: str | os.PathLike) -> RestartBuffer:
         """Read a buffer written by :meth:`save`; it continues exactly where the saved one stood
-        (same states, pass rates and generator state)."""
+        (same states, pass rates and generator state).
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            ValueError: the file is not a restart buffer, is corrupted, or holds a field that
+                does not make sense (each is checked; the message names it).
+        """
         path = Path(path)
         try:
             document = json.loads(gzip.decompress(path.read_bytes()))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no restart buffer at {path}") from None
         except (OSError, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise ValueError(f"{path} is not a readable satori-env restart buffer (corrupted or another format): {error}") from None
         if not isinstance(document, dict) or document.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a satori-env restart buffer (format {document.get('format') if isinstance(document, dict) else None!r})")
-        if document.get("version") != VERSION:
-            raise ValueError(f"{path} is a restart buffer of version {document.get('version')!r}; this satori-env reads version {VERSION}")
-        payload = document["payload"]
+            raise ValueError(f"{path} is not a satori-env restart buffer (format {brief(document.get('format') if isinstance(document, dict) else None)})")
+        if document.get("version") not in _READABLE_VERSIONS:
+            raise ValueError(f"{path} is a restart buffer of version {brief(document.get('version'))}; this satori-env reads versions {list(_READABLE_VERSIONS)}")
+        payload = document.get("payload")
         body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         if hashlib.sha256(body.encode()).hexdigest() != document.get("sha256"):
             raise ValueError(f"{path} is corrupted: its checksum does not match its contents")
+        try:
+            return cls._from_payload(payload)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{path} holds an invalid restart buffer: {error}") from None
+
+    @classmethod
+    def _from_payload(cls, payload: Any) -> RestartBuffer:
+        """A buffer from a file's payload, every field checked before the buffer exists."""
+        if not isinstance(payload, dict) or set(payload) != _PAYLOAD_KEYS:
+            got = sorted(map(str, payload)) if isinstance(payload, dict) else payload
+            raise ValueError(f"the payload must have exactly the keys {sorted(_PAYLOAD_KEYS)}, got {brief(got)}")
         buffer = cls.__new__(cls)
         buffer._configure(payload["config"])
-        buffer.rng = np.random.default_rng()
-        buffer.rng.bit_generator.state = payload["rng"]
+        if not isinstance(payload["problems"], list) or not all(isinstance(p, dict) for p in payload["problems"]):
+            raise ValueError(f"problems must be a list of Problem dicts, got {brief(payload['problems'])}")
         problems = [Problem.from_dict(p) for p in payload["problems"]]
-        buffer._states = [RestartState(problems[i], tuple(prefix), int(status)) for i, prefix, status in payload["states"]]
-        buffer._pass_counts = {k: list(v) for k, v in payload["pass_counts"].items()}
+        states = payload["states"]
+        if not isinstance(states, list) or len(states) > buffer.capacity:
+            raise ValueError(f"states must be a list of at most capacity={buffer.capacity} states, got {brief(states)}")
+        buffer._states = [buffer._check_state(index, state, problems) for index, state in enumerate(states)]
+        counts = payload["pass_counts"]
+        if not isinstance(counts, dict) or not all(_is_pass_count(c) for c in counts.values()):
+            raise ValueError(f"pass_counts must map problem ids to [correct, total] with 0 <= correct <= total, total >= 1; got {brief(counts)}")
+        buffer._pass_counts = {str(k): list(v) for k, v in counts.items()}
+        buffer.rng = np.random.default_rng()
+        try:
+            buffer.rng.bit_generator.state = payload["rng"]
+        except (TypeError, ValueError, KeyError) as error:
+            raise ValueError(f"rng is not a NumPy PCG64 generator state ({error}): {brief(payload['rng'])}") from None
         buffer._index = None
         return buffer
+
+    def _check_state(self, index: int, state: Any, problems: list[Problem]) -> RestartState:
+        """One saved ``[problem_index, prefix, reflect_status]``, checked against this buffer."""
+        if not (isinstance(state, list) and len(state) == 3):
+            raise ValueError(f"state {index} must be [problem_index, prefix token ids, reflect_status], got {brief(state)}")
+        problem, prefix, status = state
+        if not _is_int(problem) or not 0 <= problem < len(problems):
+            raise ValueError(f"state {index}: problem index {brief(problem)} is not one of the {len(problems)} problems")
+        if not isinstance(prefix, list) or not prefix or not all(_is_int(t) and t >= 0 for t in prefix):
+            raise ValueError(f"state {index}: the prefix must be a non-empty list of token ids >= 0, got {brief(prefix)}")
+        if prefix[-1] != self.meta_token_ids["reflect"]:
+            raise ValueError(f"state {index}: the prefix must end with <|reflect|> (id {self.meta_token_ids['reflect']}), ends with {prefix[-1]}")
+        if self.max_prefix_tokens is not None and len(prefix) > self.max_prefix_tokens:
+            raise ValueError(f"state {index}: the prefix is {len(prefix)} tokens, more than max_prefix_tokens={self.max_prefix_tokens}")
+        if status not in (-1, 1) or isinstance(status, bool):
+            raise ValueError(f"state {index}: reflect_status must be -1 or 1, got {brief(status)}")
+        return RestartState(problems[problem], tuple(prefix), status, self.tokenizer_fingerprint)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_pass_count(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value) and 0 <= value[0] <= value[1] and value[1] >= 1

@@ -16,8 +16,10 @@ is identical to it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -34,6 +36,7 @@ __all__ = [
     "default_tokenizer",
     "load_tokenizer",
     "save_tokenizer",
+    "tokenizer_fingerprint",
     "train_tokenizer",
 ]
 
@@ -177,3 +180,20 @@ def add_coat_tokens(tokenizer) -> list[str]:
         raise ValueError(f"{type(tokenizer).__name__} has no EOS token; set tokenizer.eos_token first")
     return added
 
+
+
+_FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> (size, fingerprint)
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """A short hash of the tokenizer's vocabulary (every token and its id): token ids written
+    with one tokenizer mean the same text with another only when their fingerprints match.
+    Cached per tokenizer object (recomputed when tokens are added)."""
+    size = len(tokenizer)
+    cached = _FINGERPRINTS.get(tokenizer)
+    if cached is not None and cached[0] == size:
+        return cached[1]
+    vocabulary = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    fingerprint = hashlib.sha256(json.dumps(vocabulary, ensure_ascii=False).encode()).hexdigest()[:16]
+    _FINGERPRINTS[tokenizer] = (size, fingerprint)
+    return fingerprint

@@ -31,7 +31,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from satori_env.curriculum import Curriculum
-from satori_env.env import SatoriMathEnv
+from satori_env.env import SatoriMathEnv, token_array
 from satori_env.verifier import default_verifier
 
 __all__ = ["SatoriMathVectorEnv"]
@@ -113,7 +113,7 @@ class SatoriMathVectorEnv(VectorEnv):
 
     def step(self, actions):
         """One token per copy: ``actions`` has shape ``(num_envs,)``."""
-        actions = np.asarray(actions)
+        actions = token_array(actions, self.envs[0].num_actions)
         if actions.shape != (self.num_envs,) or not np.issubdtype(actions.dtype, np.integer):
             raise ValueError(f"actions must be {self.num_envs} token ids, got an array of shape {actions.shape} and dtype {actions.dtype}")
         if any(env._done for env in self.envs):
@@ -131,7 +131,7 @@ class SatoriMathVectorEnv(VectorEnv):
         """
         if len(tokens) != self.num_envs:
             raise ValueError(f"step_tokens needs one token sequence per environment ({self.num_envs}), got {len(tokens)}")
-        rows = [self._trim(np.asarray(row)) for row in tokens]
+        rows = [self._trim(token_array(row, self.envs[0].num_actions)) for row in tokens]
         checked = [env._check_tokens(row) for env, row in zip(self.envs, rows)]
         return self._advance(checked)
 

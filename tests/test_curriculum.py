@@ -119,8 +119,44 @@ def test_state_round_trips_and_the_run_continues_identically():
     restored.load_state_dict(json.loads(json.dumps(original.state_dict())))
     assert restored.state_dict() == original.state_dict() and restored.frontier == original.frontier
     assert scripted_run(original, seed=9) == scripted_run(restored, seed=9)
-    with pytest.raises(ValueError, match="has arms"):
+    with pytest.raises(ValueError, match=r"curriculum state 'recent' must have this curriculum's arms \['L1', 'L2'\]"):
         FixedMix.over_levels([1, 2]).load_state_dict(original.state_dict())
+
+
+def _altered(state, **changes):
+    altered = json.loads(json.dumps(state))
+    for key, value in changes.items():
+        if value is None:
+            del altered[key]
+        else:
+            altered[key] = value
+    return altered
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"frontier": 7}, "'frontier' must index one of the 3 arms, got 7"),
+        ({"frontier": -1}, "'frontier' must be an int >= 0, got -1"),
+        ({"since_move": "4"}, "'since_move' must be an int >= 0"),
+        ({"promotions": None}, "'promotions' must be an int >= 0, got None"),
+        ({"recent": {"L1": [True], "L2": "yes", "L3": []}}, "'recent' of arm 'L2' must be a list of bools"),
+        ({"recent": {"L1": [1, 0], "L2": [], "L3": []}}, "'recent' of arm 'L1' must be a list of bools"),
+        ({"served": {"L1": -3, "L2": 0, "L3": 0}}, "'served' of arm 'L1' must be an int >= 0"),
+        ({"served": None}, "a curriculum state is a dict with 'recent' and 'served'"),
+        ({"recent": {"L1": ["x" * 10_000_000], "L2": [], "L3": []}}, "'recent' of arm 'L1' must be a list of bools"),
+    ],
+)
+def test_a_bad_state_is_refused_and_changes_nothing(changes, message):
+    curriculum = adaptive()
+    scripted_run(curriculum, seed=0, episodes=30)
+    before = curriculum.state_dict()
+    with pytest.raises(ValueError, match=message) as error:
+        curriculum.load_state_dict(_altered(before, **changes))
+    assert curriculum.state_dict() == before  # all or nothing
+    assert len(str(error.value)) < 300
+    with pytest.raises(ValueError, match="a curriculum state is a dict"):
+        curriculum.load_state_dict(["garbage"])
 
 
 def test_a_vector_env_shares_one_curriculum_that_sees_every_episode():

@@ -189,6 +189,9 @@ def test_padding_inside_the_vocabulary_is_masked_and_refused(tmp_path):
         (1.5, TypeError, "an action is one token id"),
         ("7", TypeError, "an action is one token id"),
         (True, TypeError, "an action is one token id"),
+        (2**63, ValueError, r"token id 9223372036854775808 is outside the action space"),
+        (np.uint64(2**63), ValueError, r"token id 9223372036854775808 is outside the action space"),
+        (-(2**70), ValueError, "outside the action space"),
     ],
 )
 def test_invalid_actions_raise_clear_errors(env, action, error, message):
@@ -216,6 +219,8 @@ def test_numpy_integer_actions_are_accepted(env):
         ({"tasks": 42}, TypeError, "tasks must be None, a source name"),
         ({"tasks": []}, ValueError, "at least one Problem"),
         ({"tokenizer": 3.0}, TypeError, "tokenizer must be None"),
+        ({"verifier": "math-verify"}, TypeError, "verifier must be None .* or a satori_env.Verifier"),
+        ({"verifier": satori_env.verify}, TypeError, "verifier must be None"),
     ],
 )
 def test_invalid_arguments_raise_clear_errors(kwargs, error, message):
@@ -307,6 +312,17 @@ def test_step_tokens_equals_stepping_one_by_one(seed, tokens):
         obs_a, *rest_a = one_by_one
         obs_b, *rest_b = at_once
         assert np.array_equal(obs_a["tokens"], obs_b["tokens"]) and rest_a == rest_b
+
+
+@pytest.mark.parametrize("tokens", [[5, 2**63], [5, 2**64], np.array([5, 2**63], dtype=np.uint64), [5, -(2**70)]])
+def test_step_tokens_refuses_ids_past_int64_with_the_envs_error(env, tokens):
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="outside the action space Discrete"):
+        env.unwrapped.step_tokens(tokens)
+    vector = gym.make_vec("SatoriMath-v0", num_envs=2)
+    vector.reset(seed=0)
+    with pytest.raises(ValueError, match="outside the action space Discrete"):
+        vector.step_tokens([tokens, [5]])
 
 
 def test_step_tokens_checks_every_token_before_applying_any(env):

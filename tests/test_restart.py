@@ -1,6 +1,8 @@
 """The RAE restart buffer: derivation, sampling, exact and crash-safe persistence, env integration."""
 
+import copy
 import gzip
+import hashlib
 import json
 import os
 import subprocess
@@ -181,11 +183,71 @@ def test_corrupted_and_foreign_files_are_refused(tmp_path):
 
     document["version"] = 99
     (tmp_path / "future").write_bytes(gzip.compress(json.dumps(document).encode()))
-    with pytest.raises(ValueError, match="version 99; this satori-env reads version 1"):
+    with pytest.raises(ValueError, match=r"version 99; this satori-env reads versions \[1, 2\]"):
         RestartBuffer.load(tmp_path / "future")
 
-    with pytest.raises(ValueError, match="not a readable"):
+    with pytest.raises(FileNotFoundError, match="no restart buffer at"):
         RestartBuffer.load(tmp_path / "missing")
+
+
+def _resealed(document):
+    """The document with its checksum recomputed: what a crafted file looks like."""
+    body = json.dumps(document["payload"], sort_keys=True, separators=(",", ":"))
+    return gzip.compress(json.dumps({**document, "sha256": hashlib.sha256(body.encode()).hexdigest()}).encode())
+
+
+def _craft(payload, path, change):
+    crafted = copy.deepcopy(payload)
+    change(crafted)
+    path.write_bytes(_resealed({"format": "satori-env/restart-buffer", "version": 2, "payload": crafted}))
+    return path
+
+
+HUGE = "x" * 10_000_000
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda p: p["states"][0].__setitem__(1, list("abc")), "state 0: the prefix must be a non-empty list of token ids >= 0"),
+        (lambda p: p["states"][0].__setitem__(1, [-4, R]), "state 0: the prefix must be a non-empty list of token ids >= 0"),
+        (lambda p: p["states"][0].__setitem__(1, []), "state 0: the prefix must be a non-empty list"),
+        (lambda p: p["states"][0].__setitem__(1, [5, 6]), r"state 0: the prefix must end with <\|reflect\|>"),
+        (lambda p: p["states"][0].__setitem__(2, 7), "state 0: reflect_status must be -1 or 1, got 7"),
+        (lambda p: p["states"][0].__setitem__(2, True), "state 0: reflect_status must be -1 or 1, got True"),
+        (lambda p: p["states"][0].__setitem__(0, 10**6), "state 0: problem index 1000000 is not one of the"),
+        (lambda p: p["states"].extend(p["states"] * 50), "states must be a list of at most capacity=50"),
+        (lambda p: p["config"].__setitem__("capacity", -1), "capacity must be an int >= 1, got -1"),
+        (lambda p: p["config"].__setitem__("strategy", HUGE), "unknown restart strategy 'xxx"),
+        (lambda p: p["config"]["meta_token_ids"].__setitem__("reflect", "2"), "meta_token_ids must map"),
+        (lambda p: p["config"].pop("strategy"), "a restart buffer's config has the keys"),
+        (lambda p: p.pop("rng"), "the payload must have exactly the keys"),
+        (lambda p: p.__setitem__("rng", {"bit_generator": "PCG64", "state": HUGE}), "rng is not a NumPy PCG64 generator state"),
+        (lambda p: p.__setitem__("pass_counts", {"a": [3, 2]}), "pass_counts must map problem ids to"),
+        (lambda p: p["problems"][0].__setitem__("answer", 5), "Problem.answer must be a str"),
+        (lambda p: p["problems"][0].__setitem__("colour", "red"), "a Problem dict has the keys"),
+        (lambda p: p["problems"][0].__setitem__("meta", HUGE), "Problem.meta must be a dict"),
+        (lambda p: p.__setitem__("problems", HUGE), "problems must be a list of Problem dicts"),
+    ],
+)
+def test_a_crafted_file_with_a_valid_checksum_is_refused(tmp_path, change, message):
+    path = tmp_path / "buffer.json.gz"
+    _filled().save(path)
+    payload = json.loads(gzip.decompress(path.read_bytes()))["payload"]
+    with pytest.raises(ValueError, match=message) as error:
+        RestartBuffer.load(_craft(payload, tmp_path / "crafted.json.gz", change))
+    assert len(str(error.value)) < 400  # a 10 MB field is named, not echoed
+
+
+def test_a_version_1_file_loads_without_a_fingerprint(tmp_path):
+    path = tmp_path / "buffer.json.gz"
+    buffer = _filled()
+    buffer.save(path)
+    document = json.loads(gzip.decompress(path.read_bytes()))
+    del document["payload"]["config"]["tokenizer_fingerprint"]
+    path.write_bytes(_resealed({**document, "version": 1}))
+    loaded = RestartBuffer.load(path)
+    assert loaded.tokenizer_fingerprint is None and [s.prefix for s in loaded.states] == [s.prefix for s in buffer.states]
 
 
 # -- the environment side -----------------------------------------------------------------------
@@ -270,6 +332,28 @@ def test_a_buffer_for_another_tokenizer_is_refused(tmp_path):
     other = satori_env.SatoriMathEnv(tokenizer=str(path)).tokenizer  # COAT tokens added at the end
     with pytest.raises(ValueError, match="the restart buffer was built for a tokenizer"):
         gym.make("SatoriMath-v0", restart_buffer=RestartBuffer(tokenizer=other))
+
+
+def test_a_buffer_or_state_from_a_tokenizer_with_the_same_coat_ids_is_refused(tmp_path):
+    """Two tokenizers trained on different texts share the COAT ids (the specials come first)
+    but not the rest: only the vocabulary fingerprint tells them apart."""
+    from satori_env.tokenizer import train_tokenizer, tokenizer_fingerprint
+
+    other = train_tokenizer(["entirely different text " * 50, "with other merges 123"] * 20, vocab_size=300)
+    buffer = RestartBuffer(tokenizer=other)
+    assert buffer.meta_token_ids == RestartBuffer().meta_token_ids
+    assert buffer.tokenizer_fingerprint == tokenizer_fingerprint(other) != tokenizer_fingerprint(TOKENIZER)
+    with pytest.raises(ValueError, match="the restart buffer was built for another tokenizer"):
+        gym.make("SatoriMath-v0", restart_buffer=buffer)
+    state = buffer.derive(trajectory())[0]
+    env = gym.make("SatoriMath-v0")
+    with pytest.raises(ValueError, match="the restart state's prefix was written with another tokenizer"):
+        env.reset(options={"restart_state": state})
+    # the state's fingerprint survives a save and load; a state built by hand is not checked
+    buffer.add(trajectory())
+    buffer.save(tmp_path / "other.json.gz")
+    assert RestartBuffer.load(tmp_path / "other.json.gz").states[0].tokenizer_fingerprint == buffer.tokenizer_fingerprint
+    env.reset(options={"restart_state": RestartState(PROBLEM, (C, 100, R), -1)})
 
 
 def test_reset_options_are_checked():

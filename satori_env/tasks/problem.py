@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from satori_env._checks import brief
 
 
 @dataclass(frozen=True)
@@ -33,9 +36,11 @@ class Problem:
         for name in ("id", "question", "answer", "source"):
             value = getattr(self, name)
             if not isinstance(value, str):
-                raise TypeError(f"Problem.{name} must be a str, got {type(value).__name__}: {value!r:.80}")
+                raise TypeError(f"Problem.{name} must be a str, got {type(value).__name__}: {brief(value)}")
         if self.level is not None and (isinstance(self.level, bool) or not isinstance(self.level, int)):
-            raise TypeError(f"Problem.level must be an int or None, got {self.level!r}")
+            raise TypeError(f"Problem.level must be an int or None, got {brief(self.level)}")
+        if not isinstance(self.meta, dict):
+            raise TypeError(f"Problem.meta must be a dict, got {type(self.meta).__name__}: {brief(self.meta)}")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict; :meth:`from_dict` inverts it exactly."""
@@ -44,4 +49,7 @@ class Problem:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Problem:
         """Rebuild a problem from :meth:`to_dict` output."""
+        names = {f.name for f in fields(cls)}
+        if not isinstance(data, Mapping) or not {"id", "question", "answer", "source"} <= set(data) <= names:
+            raise TypeError(f"a Problem dict has the keys id, question, answer, source (and optionally level, meta); got {brief(data)}")
         return cls(**data)
