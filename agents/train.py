@@ -267,6 +267,7 @@ def _rollout_metrics(rollout: Rollout) -> dict[str, float]:
     status = np.array([i["restart"]["reflect_status"] for i in infos])
     correct = np.array([bool(i["correct"]) for i in infos])
     metrics["restart/fraction"] = float(np.mean(status != 0))
+    metrics["restart/skipped"] = float(np.mean([i["restart"]["skipped"] for i in infos]))  # drawn, too long for the window
     if (status == -1).any():
         metrics["coat/self_correction_rate"] = float(correct[status == -1].mean())  # wrong prefix -> right answer
     if (status == 1).any():

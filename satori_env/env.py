@@ -61,7 +61,10 @@ class SatoriMathEnv(gym.Env):
     ## Restart-and-Explore
     With a ``restart_buffer``, a share ``restart_prob`` of episodes starts from a restart state:
     the prompt followed by a prefix of an earlier trajectory ending in ``<|reflect|>``.
-    ``reset(options={"restart_state": state})`` pins one.
+    ``reset(options={"restart_state": state})`` pins one. A drawn state too long for the prompt
+    window never crashes the environment: it is skipped (a fresh problem instead, counted in
+    ``info["restart"]["skipped"]`` and :attr:`restart_skips`, with one warning); give the buffer
+    ``max_prefix_tokens`` to keep such states out of it.
 
     ## Episode End
     Terminated when the policy writes EOS (or a stop token of the prompt template). Truncated
@@ -72,7 +75,8 @@ class SatoriMathEnv(gym.Env):
     curriculum's arm that served the problem; None without a curriculum, for restart states and
     pinned problems), ``prompt_length`` (the
     tokens of the state the policy continues, a restart prefix included), ``restart``
-    (``from_restart``, ``reflect_status``, ``prefix_tokens``). At the end of an episode, also:
+    (``from_restart``, ``reflect_status``, ``prefix_tokens``, ``skipped``: 1 when the state drawn
+    from the buffer did not fit the prompt window and a fresh problem was served). At the end of an episode, also:
     the decoded ``completion`` (everything after the problem's prompt, a restart prefix
     included), the extracted ``answer``, the ``gold`` answer, ``correct``, ``verifier_status``,
     ``actions`` (count of each meta-action), ``reward_terms``, ``num_new_tokens``, and the
@@ -191,6 +195,8 @@ class SatoriMathEnv(gym.Env):
         self._length = self._prompt_length = self._start = 0
         self._actions = dict.fromkeys(META_ACTIONS, 0)
         self._done = True
+        self._skipped = 0  # restart states drawn at the last reset that did not fit (0 or 1)
+        self.restart_skips = 0  # ... at every reset so far
 
     # -- Gymnasium API -----------------------------------------------------------------------
 
@@ -211,9 +217,13 @@ class SatoriMathEnv(gym.Env):
         if arm is not None and (problem is None or not isinstance(self.source, Curriculum) or arm not in self.source.arms):
             arms = list(self.source.arms) if isinstance(self.source, Curriculum) else []
             raise ValueError(f"options['curriculum_arm'] tags a pinned options['problem'] with an arm of the env's curriculum {arms}; got {arm!r}")
+        skipped = 0
         if restart is None and problem is None and self.restart_buffer is not None and len(self.restart_buffer):
             if self.np_random.random() < self.restart_prob:
                 restart = self.restart_buffer.sample(self.np_random)
+                if not self._fits(restart):  # the buffer never crashes the env: a fresh problem instead
+                    self._warn_skipped(restart)
+                    restart, skipped = None, 1
         self._arm = arm  # a pinned problem counts for the curriculum only when tagged with its arm
         if restart is not None:
             if not isinstance(restart, RestartState):
@@ -235,8 +245,9 @@ class SatoriMathEnv(gym.Env):
         start = len(prompt) + len(prefix)
         if start > self.max_prompt_tokens or start >= self.width:
             raise ValueError(
-                f"the restart state of problem {problem.id} is {start} tokens, more than the prompt window "
-                f"({self.max_prompt_tokens}) or the context ({self.width}); pass a larger max_prompt_tokens"
+                f"the restart state of problem {problem.id} is {start} tokens with its prompt ({len(prefix)} of prefix), more "
+                f"than the prompt window ({self.max_prompt_tokens}) or the context ({self.width}); pass a larger "
+                "max_prompt_tokens, or keep long states out of the buffer with RestartBuffer(max_prefix_tokens=...)"
             )
         if len(prefix):
             self._check_ids(prefix)
@@ -251,6 +262,7 @@ class SatoriMathEnv(gym.Env):
             if name is not None:
                 self._actions[name] += 1
         self._done = False
+        self._skipped = skipped
         return self._observation(), self._reset_info()
 
     def step(self, action):
@@ -390,6 +402,7 @@ class SatoriMathEnv(gym.Env):
                 "from_restart": restart is not None,
                 "reflect_status": 0 if restart is None else restart.reflect_status,
                 "prefix_tokens": self._start - self._prompt_length,
+                "skipped": self._skipped,
             },
         }
 
@@ -428,6 +441,21 @@ class SatoriMathEnv(gym.Env):
             texts = [self.template.format(p.question) for p in problems]
             window = max(window, int(np.ceil(max(len(ids) for ids in self.tokenizer(texts)["input_ids"]) * margin)))
         return window
+
+    def _fits(self, restart: RestartState) -> bool:
+        """Whether a drawn restart state fits the prompt window with its problem's prompt."""
+        start = len(self._encode_prompt(restart.problem)) + len(restart.prefix)
+        return start <= self.max_prompt_tokens and start < self.width
+
+    def _warn_skipped(self, restart: RestartState) -> None:
+        self.restart_skips += 1
+        if self.restart_skips == 1:
+            gym.logger.warn(
+                f"a restart state drawn from the buffer does not fit this environment's prompt window "
+                f"({self.max_prompt_tokens} tokens with the prompt) and was skipped (a fresh problem instead; counted "
+                "in info['restart']['skipped']). Restarts of restarted episodes grow: keep such states out of the "
+                f"buffer with RestartBuffer(max_prefix_tokens={self.max_new_tokens + 1}) or widen max_prompt_tokens"
+            )
 
     def _check_restart_buffer(self, buffer: RestartBuffer) -> None:
         if not isinstance(buffer, RestartBuffer):

@@ -369,3 +369,30 @@ def test_prefixes_longer_than_the_limit_are_not_derived():
     assert [len(s.prefix) for s in limited.derive(trajectory())] == [4, 6]  # 8 and 11 are too long
     with pytest.raises(ValueError, match="max_prefix_tokens must be None or an int >= 1"):
         RestartBuffer(max_prefix_tokens=0)
+
+
+def test_the_readme_restart_pattern_runs_for_many_iterations_with_a_small_window():
+    """Restarts of restarted episodes grow; a buffer with no max_prefix_tokens must never crash
+    the env: states that do not fit are skipped, counted in info, with one warning."""
+    buffer = RestartBuffer(strategy="uniform", max_backtrack=0)
+    envs = gym.make_vec("SatoriMath-v0", num_envs=8, restart_buffer=buffer, restart_prob=1.0, max_new_tokens=32)
+    rng = np.random.default_rng(0)
+    _, info = envs.reset(seed=0)
+    skipped, restarted = 0, 0
+    with pytest.warns(UserWarning, match=r"does not fit .* RestartBuffer\(max_prefix_tokens=33\)"):
+        for _ in range(40):
+            tokens = []
+            for env in envs.envs:  # some tokens, then EOS: finished episodes feed the buffer
+                room = env.max_new_tokens - (env._length - env._start)
+                tokens.append(list(rng.integers(20, 300, size=rng.integers(room // 2, room))) + [env.eos_id])
+            *_, info = envs.step_tokens(tokens)
+            buffer.add_trajectories(info["final_info"]["trajectory"])
+            skipped += int(info["restart"]["skipped"].sum())
+            restarted += int(info["restart"]["from_restart"].sum())
+    assert skipped > 20 and restarted > 200
+    assert sum(env.restart_skips for env in envs.envs) == skipped
+    assert max(len(s.prefix) for s in buffer.states) > envs.envs[0].max_prompt_tokens  # states did outgrow the window
+    # a pinned state that does not fit is an error naming the setting that keeps such states out
+    too_long = max(buffer.states, key=lambda s: len(s.prefix))
+    with pytest.raises(ValueError, match=r"RestartBuffer\(max_prefix_tokens=\.\.\.\)"):
+        envs.envs[0].reset(options={"restart_state": too_long})
