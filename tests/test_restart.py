@@ -278,7 +278,7 @@ def test_restarted_episodes_earn_the_reflection_bonus(source_correct, now_correc
     (state,) = buffer.add(Trajectory(problem, _response(problem, problem.answer if source_correct else wrong), source_correct))
     env = gym.make("SatoriMath-v0", restart_buffer=buffer)
     obs, info = env.reset(options={"restart_state": state})
-    assert info["restart"] == {"from_restart": True, "reflect_status": 1 if source_correct else -1, "prefix_tokens": len(state.prefix)}
+    assert info["restart"] == {"from_restart": True, "reflect_status": 1 if source_correct else -1, "prefix_tokens": len(state.prefix), "skipped": 0}
     assert obs["tokens"][info["prompt_length"] - 1] == R  # the state ends with <|reflect|>
     final = f"Check again.<|explore|>The answer is \\boxed{{{problem.answer if now_correct else wrong}}}."
     _, got, terminated, _, info = env.unwrapped.step_tokens(TOKENIZER.encode(final) + [TOKENIZER.eos_token_id])
