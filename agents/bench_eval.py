@@ -7,8 +7,11 @@ Protocol (what the published numbers mean, and what this harness does by default
   keeps the first N.
 * **Prompt**: zero-shot, Satori's chat template (``satori_env.coat.PROMPT_TEMPLATES["satori"]``:
   "Solve the following math problem efficiently and clearly. Please reason step by step, and put
-  your final answer within \\boxed{}."), one problem per prompt, no few-shot examples.
-* **Decoding**: greedy (temperature 0) for pass@1, at most ``max_new_tokens`` (4096) new tokens,
+  your final answer within \\boxed{}."), one problem per prompt, no few-shot examples; a policy
+  tuned by ``satori sft`` / ``satori train`` is prompted with the template it was tuned with
+  (recorded in its directory), unless ``--template`` says otherwise.
+* **Decoding**: greedy (temperature 0) for pass@1, at most ``max_new_tokens`` (4096, or fewer
+  when the model's positions leave less room after the longest prompt) new tokens,
   stopping at EOS or ``<|im_end|>``. With ``--k K``, K more samples per problem at temperature
   0.6, top-p 0.95 (Satori's sampling temperature) give sampled pass@1 (mean), pass@K (unbiased
   estimator) and maj@K (majority answer by equivalence).
@@ -25,19 +28,21 @@ table, with Satori-Qwen-7B's published pass@1 beside ours), and ``coat.png`` (CO
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from agents.arguments import check_fields
 from agents.engines import ENGINES, GenerationEngine, SamplingParams, make_engine
 from agents.eval_metrics import answer_changes, majority_vote, pass_at_k
 from agents.evaluate import evaluate
 from satori_env import Problem, SatoriMathEnv, load_problems
 from satori_env.atomic import atomic_write
-from satori_env.coat import META_ACTIONS
+from satori_env.coat import META_ACTIONS, get_template
 from satori_env.verifier import Verifier, default_verifier
 
 __all__ = ["BENCHMARKS", "PUBLISHED_SATORI_7B", "EvalArgs", "coat_analysis", "evaluate_benchmark", "parse_names", "report_markdown", "run_eval"]
@@ -52,6 +57,9 @@ BENCHMARKS: dict[str, str] = {
     "arith": "arith:test",  # the procedural held-out problems the tiny preset trains for
 }
 """``--bench`` name -> problem source (``satori datasets`` lists the sources)."""
+
+DEFAULT_TEMPLATE = "satori"  # for a model with no recorded template: Satori's protocol
+DEFAULT_MAX_NEW_TOKENS = 4096
 
 PUBLISHED_SATORI_7B: dict[str, float] = {"gsm8k": 93.2, "math500": 85.6, "olympiadbench": 46.6, "amc23": 67.5, "aime24": 20.0}
 """Satori-Qwen-7B greedy pass@1 (%), Table 1 of the paper: what this protocol must reproduce."""
@@ -74,10 +82,11 @@ class EvalArgs:
     """sampling temperature of the k samples"""
     top_p: float = 0.95
     """nucleus threshold of the k samples"""
-    max_new_tokens: int = 4096
-    """most tokens of one response"""
-    template: str = "satori"
-    """prompt template: satori (Satori's chat prompt), compact (the tiny preset's), or a format string with {question}"""
+    max_new_tokens: int | None = None
+    """most tokens of one response; None: 4096, or what the model's positions leave after the longest prompt"""
+    template: str | None = None
+    """prompt template: None (the one the model was tuned with, recorded in its directory by satori sft / train;
+    else satori), satori (Satori's chat prompt), compact (the tiny preset's), or a format string with {question}"""
     engine: str = "hf"
     """generation engine: hf or vllm"""
     device: str = "auto"
@@ -106,7 +115,10 @@ class EvalArgs:
             raise ValueError(f"k must be >= 0 (0: greedy only), got {self.k}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1 (or unset for every problem), got {self.limit}")
-        SamplingParams(self.max_new_tokens, self.temperature, self.top_p)  # its own checks
+        check_fields(self, at_least={"batch_size": 1, "seed": 0})
+        if self.template is not None:
+            get_template(self.template)
+        SamplingParams(self.max_new_tokens or 1, self.temperature, self.top_p)  # its own checks
 
 
 def parse_names(text: str, valid: Iterable[str]) -> list[str]:
@@ -130,6 +142,7 @@ def evaluate_benchmark(
     """Greedy pass@1 (and with ``args.k`` the sampled metrics) of ``engine`` on ``problems``,
     plus the COAT analysis of the greedy responses. Every response is kept in ``"records"``."""
     verifier = verifier or default_verifier()
+    args = replace(args, template=args.template or DEFAULT_TEMPLATE, max_new_tokens=args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS)
     greedy = SamplingParams(args.max_new_tokens, temperature=0.0)
     run = evaluate(engine, tokenizer, problems, params=greedy, batch_size=args.batch_size, prompt_template=args.template, progress=args.progress, desc=f"{desc} greedy")
     result: dict[str, Any] = {"n": run.n, "pass@1": run.accuracy, "mean_new_tokens": run.mean_new_tokens, "well_formed": run.well_formed}
@@ -195,16 +208,19 @@ def run_eval(args: EvalArgs) -> dict[str, Any]:
     """Load the model, evaluate every benchmark, write ``results.json``, ``results.md`` and
     ``coat.png`` to ``args.out``; returns the results."""
     args.check()
-    from agents.models import load_policy
+    from agents.models import load_policy, policy_settings
 
     model, tokenizer = load_policy(args.model, device=args.device)
     model.eval()
-    env = SatoriMathEnv(tokenizer=tokenizer, prompt_template=args.template)  # what the engine may write
+    template = args.template or policy_settings(args.model).get("prompt_template", DEFAULT_TEMPLATE)
+    problems = {name: load_problems(BENCHMARKS[name], limit=args.limit, seed=args.seed) for name in args.benchmarks()}
+    longest = max(len(tokenizer.encode(get_template(template).format(p.question))) for chunk in problems.values() for p in chunk)
+    args = replace(args, template=template, max_new_tokens=fit_new_tokens(args.max_new_tokens, longest, model.config))
+    env = SatoriMathEnv(tokenizer=tokenizer, prompt_template=template)  # what the engine may write
     engine = make_engine(args.engine, model, env, model_path=args.model)
     results: dict[str, Any] = {"config": asdict(args), "benchmarks": {}}
-    for name in args.benchmarks():
-        problems = load_problems(BENCHMARKS[name], limit=args.limit, seed=args.seed)
-        results["benchmarks"][name] = evaluate_benchmark(engine, tokenizer, problems, args, desc=name)
+    for name, chunk in problems.items():
+        results["benchmarks"][name] = evaluate_benchmark(engine, tokenizer, chunk, args, desc=name)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "results.json", json.dumps(results, indent=1).encode())
@@ -214,6 +230,23 @@ def run_eval(args: EvalArgs) -> dict[str, Any]:
 
         plot_coat_analysis({name: bench["coat"] for name, bench in results["benchmarks"].items()}, out / "coat.png")
     return results
+
+
+def fit_new_tokens(requested: int | None, longest_prompt: int, model_config: Any) -> int:
+    """The response budget: ``requested``, or by default 4096 capped to what the model's
+    positions leave after the longest prompt. A requested budget past the positions is kept,
+    with a warning (the model has never seen such positions)."""
+    positions = getattr(model_config, "max_position_embeddings", None)
+    room = None if positions is None else positions - longest_prompt
+    if requested is None:
+        return max(1, min(DEFAULT_MAX_NEW_TOKENS, room)) if room is not None else DEFAULT_MAX_NEW_TOKENS
+    if room is not None and requested > room:
+        warnings.warn(
+            f"the longest prompt ({longest_prompt} tokens) and --max-new-tokens {requested} exceed the model's "
+            f"{positions} positions; responses past them are unreliable (--max-new-tokens {max(room, 1)} fits)",
+            stacklevel=2,
+        )
+    return requested
 
 
 def report_markdown(results: dict[str, Any]) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from agents.arguments import check_fields
+
 __all__ = ["PRESETS", "TrainConfig", "preset"]
 
 
@@ -124,6 +126,29 @@ class TrainConfig:
     """held-out procedural levels evaluated before and after RL"""
     eval_per_level: int = 200
     """held-out problems per level (greedy); 0 skips the evaluation"""
+
+    def __post_init__(self) -> None:
+        """Counts, rates and names that need no model (``agents.train.check_config`` checks the
+        algorithm, engine and curriculum once custom algorithms are registered)."""
+        from satori_env.coat import get_template
+        from satori_env.restart import STRATEGIES
+        from satori_env.rewards import REWARD_PRESETS
+        from satori_env.tasks.arithmetic import LEVELS
+
+        check_fields(
+            self,
+            at_least={
+                "seed": 0, "threads": 0, "synth_n": 1, "sft_steps": 1, "max_new_tokens": 1, "bonus_scale": 0,
+                "restart_prob": 0, "restart_capacity": 1, "max_backtrack": 0, "iterations": 1, "episodes_per_iteration": 1,
+                "group_size": 0, "ppo_epochs": 1, "minibatch_size": 1, "micro_batch_size": 1, "vf_coef": 0,
+                "entropy_coef": 0, "kl_coef": 0, "gamma": 0, "lam": 0, "checkpoint_every": 1, "eval_per_level": 0,
+            },
+            above={"temperature": 0, "top_p": 0, "actor_lr": 0, "critic_lr": 0, "clip_eps": 0, "value_clip": 0, "grad_clip": 0},
+            at_most={"restart_prob": 1, "top_p": 1, "gamma": 1, "lam": 1},
+            choices={"restart_strategy": STRATEGIES, "reward": sorted(REWARD_PRESETS), "kl_estimator": ("k1", "k2", "k3")},
+            subsets={"train_levels": sorted(LEVELS), "eval_levels": sorted(LEVELS)},
+        )
+        get_template(self.prompt_template)
 
 
 PRESETS: dict[str, TrainConfig] = {

@@ -17,7 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LLAMA_SIZES", "MODEL_PRESETS", "ModelPreset", "build_model", "llama_config", "load_policy"]
+__all__ = [
+    "LLAMA_SIZES",
+    "MODEL_PRESETS",
+    "POLICY_SETTINGS_FILE",
+    "ModelPreset",
+    "build_model",
+    "llama_config",
+    "load_policy",
+    "policy_settings",
+    "save_policy",
+]
+
+POLICY_SETTINGS_FILE = "satori_policy.json"
+"""Written beside a tuned policy's weights: the prompt template it was tuned with."""
 
 LLAMA_SIZES: dict[str, dict[str, int]] = {
     # about 1M parameters with a 1024-token vocabulary (benchmarks, the tiny reward model)
@@ -105,3 +118,38 @@ def load_policy(path: str, device: str = "auto", dtype: Any = None):
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model.to(choose_device(device)), tokenizer
+
+
+def save_policy(model, tokenizer, path: str | Path, prompt_template: Any = None) -> None:
+    """``save_pretrained`` of the model and its tokenizer into ``path``, atomically (a crash
+    keeps the previous save), with the prompt template the policy was tuned with, which
+    ``satori eval`` and :func:`policy_settings` read back."""
+    import json
+
+    from satori_env.atomic import atomic_directory
+    from satori_env.coat import PROMPT_TEMPLATES, get_template
+
+    with atomic_directory(path) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if prompt_template is not None:
+            template = get_template(prompt_template)
+            spec = template.name if PROMPT_TEMPLATES.get(template.name) == template else template.text
+            (tmp / POLICY_SETTINGS_FILE).write_text(json.dumps({"prompt_template": spec}, indent=2) + "\n")
+
+
+def policy_settings(path: str | Path) -> dict[str, Any]:
+    """What :func:`save_policy` recorded beside a local policy (``{}`` for a hub id or a
+    checkpoint saved by other tools)."""
+    import json
+
+    settings = Path(path).expanduser() / POLICY_SETTINGS_FILE
+    if not settings.is_file():
+        return {}
+    try:
+        recorded = json.loads(settings.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{settings} is not readable JSON: {error}") from None
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{settings} must hold a JSON object, got {type(recorded).__name__}")
+    return recorded

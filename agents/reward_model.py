@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from agents.arguments import check_fields
 from agents.device import choose_device
 from agents.models import llama_config
 from satori_env import Problem, Trajectory
@@ -264,6 +265,16 @@ class RewardModelArgs:
     """seed of the data and the initialisation"""
     device: str = "auto"
     """"auto", "cpu" or "cuda" """
+
+    def __post_init__(self) -> None:
+        from satori_env.tasks.arithmetic import LEVELS
+
+        check_fields(
+            self,
+            at_least={"num_pairs": 1, "steps": 1, "batch_size": 1, "eval_pairs": 0, "seed": 0},
+            above={"lr": 0},
+            subsets={"levels": sorted(LEVELS)},
+        )
 
     def run(self) -> dict[str, float]:
         reward_model = OutcomeRewardModel.tiny(seed=self.seed) if self.model is None else OutcomeRewardModel.from_pretrained(self.model)

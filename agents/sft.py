@@ -25,11 +25,12 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from agents.arguments import check_fields
 from agents.checkpoint import clean_partial_writes, latest_checkpoint, load_checkpoint, save_checkpoint
 from agents.data.synth import Demonstration, read_demos
 from agents.device import autocast, choose_device, padded_length
-from agents.models import load_policy
-from satori_env.atomic import atomic_directory, atomic_write
+from agents.models import load_policy, save_policy
+from satori_env.atomic import atomic_write
 from satori_env.coat import get_template
 
 __all__ = ["Example", "SFTArgs", "bucket_batches", "tokenize_demos", "train_sft"]
@@ -160,6 +161,21 @@ class SFTArgs:
     progress: bool = True
     """show a progress bar"""
 
+    def __post_init__(self) -> None:
+        from satori_env.tasks.arithmetic import LEVELS
+
+        check_fields(
+            self,
+            at_least={
+                "steps": 1, "batch_tokens": 1, "warmup": 0, "min_lr_ratio": 0, "weight_decay": 0, "max_length": 2,
+                "checkpoint_every": 1, "eval_per_level": 0, "eval_repair_per_level": 0, "eval_max_new_tokens": 1, "seed": 0, "threads": 0,
+            },
+            above={"lr": 0, "grad_clip": 0},
+            at_most={"min_lr_ratio": 1},
+            subsets={"eval_levels": sorted(LEVELS)},
+        )
+        get_template(self.prompt_template)
+
 
 def train_sft(args: SFTArgs) -> dict[str, Any]:
     """Run format tuning; returns the metrics it also writes to ``OUT/metrics.json``."""
@@ -219,9 +235,7 @@ def train_sft(args: SFTArgs) -> dict[str, Any]:
     bar.close()
     train_seconds = time.perf_counter() - started
 
-    with atomic_directory(out / "model") as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+    save_policy(model, tokenizer, out / "model", args.prompt_template)
     metrics: dict[str, Any] = {
         "steps": step,
         "final_loss": last_loss,

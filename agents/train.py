@@ -28,11 +28,11 @@ from agents.device import autocast, choose_device
 from agents.engines import SamplingParams, make_engine
 from agents.engines.base import forbidden_ids
 from agents.evaluate import evaluate
-from agents.models import MODEL_PRESETS, load_policy
+from agents.models import MODEL_PRESETS, load_policy, save_policy
 from agents.policy import ActorCritic
 from agents.rollout import Rollout, collect_rollout
 from satori_env import CURRICULA, AdaptiveCurriculum, ArithmeticTasks, RestartBuffer, SatoriMathVectorEnv, load_problems
-from satori_env.atomic import atomic_directory, atomic_write
+from satori_env.atomic import atomic_write
 from satori_env.coat import META_ACTIONS
 from satori_env.rewards import ReflectionBonus, RewardSpec, make_reward
 
@@ -219,9 +219,7 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
                 extra=lambda directory: buffer.save(directory / "restart_buffer.json.gz"),
             )
     bar.close()
-    with atomic_directory(out / "model") as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+    save_policy(model, tokenizer, out / "model", config.prompt_template)
     buffer.save(out / "restart_buffer.json.gz")
     after = _evaluate(engine, tokenizer, eval_problems, config) if eval_problems else {}
     _log_eval(writer, after, iteration)

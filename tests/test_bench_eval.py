@@ -163,3 +163,32 @@ def test_satori_eval_end_to_end(tmp_path, capsys):
     assert "| gsm8k | 6 |" in table and "93.2" in table and "maj@3" in table
     assert (out / "coat.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| arith | 6 |" in capsys.readouterr().out
+
+
+def test_the_response_budget_fits_the_model():
+    from types import SimpleNamespace
+
+    from agents.bench_eval import fit_new_tokens
+
+    tiny = SimpleNamespace(max_position_embeddings=1024)
+    assert fit_new_tokens(None, 100, tiny) == 924  # 4096 would run past the positions
+    assert fit_new_tokens(None, 100, SimpleNamespace(max_position_embeddings=32768)) == 4096
+    assert fit_new_tokens(None, 100, SimpleNamespace()) == 4096  # positions unknown
+    assert fit_new_tokens(64, 100, tiny) == 64
+    with pytest.warns(UserWarning, match=r"exceed the model's 1024 positions.*--max-new-tokens 924 fits"):
+        assert fit_new_tokens(2000, 100, tiny) == 2000
+
+
+def test_satori_eval_prompts_a_tuned_policy_with_its_own_template(tmp_path):
+    from agents.models import build_model, load_policy, policy_settings, save_policy
+
+    build_model("tiny", tmp_path / "base", seed=0)
+    model, tokenizer = load_policy(str(tmp_path / "base"), device="cpu")
+    save_policy(model, tokenizer, tmp_path / "tuned", prompt_template="compact")
+    assert policy_settings(tmp_path / "tuned") == {"prompt_template": "compact"} and policy_settings(tmp_path / "base") == {}
+    out = tmp_path / "eval"
+    assert main(["eval", "--model", str(tmp_path / "tuned"), "--bench", "arith", "--limit", "2", "--out", str(out), "--no-progress", "--no-plots"]) == 0
+    config = json.loads((out / "results.json").read_text())["config"]
+    assert config["template"] == "compact"
+    longest = max(len(tokenizer.encode(f"Problem: {p.question}\nSolution:")) for p in load_problems("arith:test", limit=2, seed=0))
+    assert config["max_new_tokens"] == model.config.max_position_embeddings - longest
