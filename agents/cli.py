@@ -15,17 +15,21 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import tyro
 from tqdm import tqdm
 
+from agents.arguments import check_fields, flag
 from agents.bench_eval import EvalArgs
 from agents.bench_suite import BenchArgs
-from agents.config import TrainConfig, preset
+from agents.config import PRESETS, TrainConfig, preset
 from agents.reward_model import RewardModelArgs
 from agents.sft import SFTArgs, train_sft
 from satori_env.tasks import list_sources, load_problems
@@ -102,11 +106,21 @@ class BuildModelArgs:
     """directory for save_pretrained (AutoModelForCausalLM.from_pretrained loads it)"""
     seed: int = 0
     """seed of the initial weights"""
+    overwrite: bool = False
+    """replace what is in OUT (otherwise an existing, non-empty OUT is refused)"""
+
+    def __post_init__(self) -> None:
+        from agents.models import MODEL_PRESETS
+
+        check_fields(self, at_least={"seed": 0}, choices={"preset": sorted(MODEL_PRESETS)})
 
 
 def run_build_model(args: BuildModelArgs) -> int:
     from agents.models import build_model
 
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it, or another --out")
     model, tokenizer = build_model(args.preset, args.out, args.seed)
     print(f"{args.preset}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
           f"{len(tokenizer)} token ids; saved to {args.out}")
@@ -138,6 +152,15 @@ class SynthArgs:
     seed: int = 0
     """seed of everything"""
 
+    def __post_init__(self) -> None:
+        from satori_env.tasks.arithmetic import LEVELS
+
+        weights = ("arith", "gsm8k", "clean", "confirm", "fix", "explore")
+        check_fields(self, at_least={"n": 1, "seed": 0, **dict.fromkeys(weights, 0)}, subsets={"levels": sorted(LEVELS)})
+        for group in (("arith", "gsm8k"), ("clean", "confirm", "fix", "explore")):
+            if not sum(getattr(self, name) for name in group) > 0:
+                raise ValueError(f"at least one of {', '.join(flag(name) for name in group)} must be > 0")
+
 
 def run_synth(args: SynthArgs) -> int:
     from agents.data.synth import synthesize, write_demos
@@ -165,12 +188,8 @@ def run_sft(args: SFTArgs) -> int:
 
 
 def run_train(config: TrainConfig) -> int:
-    from agents.train import check_config, run
+    from agents.train import run
 
-    try:
-        check_config(config)
-    except ValueError as error:
-        raise SystemExit(f"satori train: {error}") from None
     result = run(config)
     before, after = result["before"], result["after"]
     if before and after:
@@ -182,31 +201,47 @@ def run_train(config: TrainConfig) -> int:
 
 
 def _train_config(argv: list[str]) -> TrainConfig:
-    """``satori train [--preset NAME] [--field value ...]``: the preset's TrainConfig, overridden."""
-    args, name = list(argv), "tiny"
-    for i, arg in enumerate(args):
-        if arg == "--preset" and i + 1 < len(args):
-            name = args[i + 1]
+    """``satori train [--preset NAME] [--import MODULE ...] [--field value ...]``: the preset's
+    TrainConfig, overridden; each ``--import`` module is imported first, so that algorithms (or
+    reward presets, curricula) it registers can be named."""
+    args = list(argv)
+    names = _pop_option(args, "--preset")
+    name = names[-1] if names else "tiny"
+    for module in _pop_option(args, "--import"):
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ValueError(f"--import {module}: {error}") from None
+    default = preset(name)
+    description = (
+        f"{TrainConfig.__doc__}\n\n"
+        f"--preset {{{','.join(sorted(PRESETS))}}}  the preset whose values are the defaults below (now: {name})\n"
+        "--import MODULE  import MODULE first, e.g. one that registers your algorithm with @agents.algorithms.register"
+    )
+    return tyro.cli(TrainConfig, default=default, args=args, prog="satori train", description=description)
+
+
+def _pop_option(args: list[str], option: str) -> list[str]:
+    """Remove every ``option VALUE`` / ``option=VALUE`` from ``args``; returns the values."""
+    values, i = [], 0
+    while i < len(args):
+        if args[i] == option:
+            if i + 1 >= len(args):
+                raise ValueError(f"{option} needs a value")
+            values.append(args[i + 1])
             del args[i : i + 2]
-            break
-        if arg.startswith("--preset="):
-            name = arg.split("=", 1)[1]
+        elif args[i].startswith(option + "="):
+            values.append(args[i].split("=", 1)[1])
             del args[i]
-            break
-    try:
-        default = preset(name)
-    except ValueError as error:
-        raise SystemExit(f"satori train: {error}") from None
-    return tyro.cli(TrainConfig, default=default, args=args, prog="satori train", description=f"{TrainConfig.__doc__} (preset: {name})")
+        else:
+            i += 1
+    return values
 
 
 def run_eval(args: EvalArgs) -> int:
     from agents.bench_eval import report_markdown, run_eval as evaluate_benchmarks
 
-    try:
-        args.check()
-    except ValueError as error:
-        raise SystemExit(f"satori eval: {error}") from None
+    args.check()
     results = evaluate_benchmarks(args)
     print(report_markdown(results))
     print(f"every response in {args.out}/results.json" + (f", COAT plots in {args.out}/coat.png" if args.plots else ""))
@@ -216,10 +251,7 @@ def run_eval(args: EvalArgs) -> int:
 def run_bench(args: BenchArgs) -> int:
     from agents.bench_suite import run_bench as run_scripts
 
-    try:
-        report, failures = run_scripts(args)
-    except (ValueError, FileNotFoundError) as error:
-        raise SystemExit(f"satori bench: {error}") from None
+    report, failures = run_scripts(args)
     print(report)
     for failure in failures:
         print(f"failed: {failure}")
@@ -254,18 +286,28 @@ COMMANDS: dict[str, tuple[type, Callable[[Any], int]]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` (default: the process arguments) and run the chosen sub-command."""
+    """Parse ``argv`` (default: the process arguments) and run the chosen sub-command.
+
+    A bad setting or a missing file ends the command with one line, ``satori COMMAND: what is
+    wrong`` (``SATORI_DEBUG=1`` shows the traceback instead).
+    """
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # our own bars say what is going on
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["train"]:  # presets: parsed before the preset's fields
-        return run_train(_train_config(argv[1:]))
-    args = tyro.extras.subcommand_cli_from_dict(
-        {name: config for name, (config, _) in COMMANDS.items()},
-        prog="satori",
-        description="satori-env: Satori's COAT reasoning and RAE as a Gymnasium MDP.",
-        args=argv,
-    )
-    run = next(runner for config, runner in COMMANDS.values() if isinstance(args, config))
-    return run(args)
+    command = argv[0] if argv else ""
+    try:
+        if command == "train":  # presets: parsed before the preset's fields
+            return run_train(_train_config(argv[1:]))
+        args = tyro.extras.subcommand_cli_from_dict(
+            {name: config for name, (config, _) in COMMANDS.items()},
+            prog="satori",
+            description="satori-env: Satori's COAT reasoning and RAE as a Gymnasium MDP.",
+            args=argv,
+        )
+        run = next(runner for config, runner in COMMANDS.values() if isinstance(args, config))
+        return run(args)
+    except (ValueError, OSError) as error:
+        if os.environ.get("SATORI_DEBUG"):
+            raise
+        raise SystemExit(f"satori {command}: {error}") from None

@@ -25,7 +25,7 @@ from agents.algorithms import ALGORITHMS, Algorithm
 from agents.checkpoint import clean_partial_writes, latest_checkpoint, load_checkpoint, save_checkpoint
 from agents.config import TrainConfig
 from agents.device import autocast, choose_device
-from agents.engines import SamplingParams, make_engine
+from agents.engines import ENGINES, SamplingParams, make_engine
 from agents.engines.base import forbidden_ids
 from agents.evaluate import evaluate
 from agents.models import MODEL_PRESETS, load_policy, save_policy
@@ -33,6 +33,7 @@ from agents.policy import ActorCritic
 from agents.rollout import Rollout, collect_rollout
 from satori_env import CURRICULA, AdaptiveCurriculum, ArithmeticTasks, RestartBuffer, SatoriMathVectorEnv, load_problems
 from satori_env.atomic import atomic_write
+from satori_env.pretrained import locate_pretrained
 from satori_env.coat import META_ACTIONS
 from satori_env.rewards import ReflectionBonus, RewardSpec, make_reward
 
@@ -83,10 +84,23 @@ def stage_one(config: TrainConfig) -> Path:
 
 
 def check_config(config: TrainConfig) -> int:
-    """Check the algorithm, curriculum and batch settings (``ValueError`` says what is wrong);
-    returns the rollout's episodes per start."""
+    """Check what :class:`TrainConfig` cannot check alone: the algorithm (custom ones are
+    registered at run time), engine, critic, curriculum, the starting model or the one stage one
+    builds, and the batch (``ValueError`` / ``FileNotFoundError`` say what is wrong); returns
+    the rollout's episodes per start."""
     if config.algo not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {config.algo!r}; valid algorithms: {sorted(ALGORITHMS)}")
+        raise ValueError(
+            f"unknown algorithm {config.algo!r}; valid algorithms: {sorted(ALGORITHMS)} "
+            "(your own: register it with @agents.algorithms.register in a module, and pass --import MODULE)"
+        )
+    if config.engine not in ENGINES:
+        raise ValueError(f"unknown engine {config.engine!r}; valid engines: {list(ENGINES)}")
+    if config.critic not in ("shared", "separate"):
+        raise ValueError(f"unknown critic {config.critic!r}; valid critics: ['shared', 'separate']")
+    if config.model is not None:
+        locate_pretrained(config.model, "--model")  # a missing local path fails now, not after stage one
+    elif config.model_preset not in MODEL_PRESETS:
+        raise ValueError(f"no model given (--model PATH) and no model preset to build ({config.model_preset!r}); valid presets: {sorted(MODEL_PRESETS)}")
     if config.curriculum is not None and config.curriculum not in CURRICULA:
         raise ValueError(f"unknown curriculum {config.curriculum!r}; valid curricula: {sorted(CURRICULA)} (or none)")
     if config.curriculum is not None and config.tasks != "arith":
