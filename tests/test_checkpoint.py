@@ -108,3 +108,18 @@ def test_clean_partial_writes_covers_the_run_and_its_checkpoints(tmp_path):
     assert len(clean_partial_writes(tmp_path)) == 2
     assert clean_partial_writes(Path(tmp_path / "missing")) == []
     assert sorted(os.listdir(tmp_path)) == ["checkpoints"] and os.listdir(tmp_path / "checkpoints") == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700), (0o002, 0o664, 0o775)])
+def test_atomic_writes_respect_the_umask(tmp_path, umask, file_mode, dir_mode):
+    previous = os.umask(umask)
+    try:
+        atomic_write(tmp_path / "results.json", b"{}")
+        with atomic_directory(tmp_path / "model") as tmp:
+            (tmp / "weights").write_bytes(b"w")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "results.json").stat().st_mode & 0o777 == file_mode
+    assert (tmp_path / "model").stat().st_mode & 0o777 == dir_mode
+    assert (tmp_path / "model" / "weights").stat().st_mode & 0o777 == file_mode
