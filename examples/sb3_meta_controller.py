@@ -6,6 +6,8 @@ step, the LM's own next-meta-action preference, whether the answer changed) and 
 reflect, explore or answer; the LM writes each step (see :mod:`agents.meta_controller`).
 
     python examples/sb3_meta_controller.py --timesteps 4096
+    python examples/sb3_meta_controller.py --model runs/tiny/sft/model --timesteps 256 --n-steps 64 \
+        --learning-starts 32 --train-problems 32 --test-per-level 10      # a quick look (about a minute)
 """
 
 from __future__ import annotations
@@ -36,11 +38,14 @@ def evaluate(env: CoatMetaEnv, controller, problems) -> dict[str, float]:
 
 
 def main(model: str | None = None, timesteps: int = 4096, train_problems: int = 512, test_per_level: int = 200,
-         levels: tuple[int, ...] = (2, 3), seed: int = 0, out: str = "runs/meta_controller") -> dict[str, dict[str, float]]:
+         levels: tuple[int, ...] = (2, 3), seed: int = 0, out: str = "runs/meta_controller",
+         n_steps: int = 512, learning_starts: int = 256) -> dict[str, dict[str, float]]:
     from stable_baselines3 import DQN, PPO
 
     torch.manual_seed(seed)
-    model = model or str(stage_one(replace(preset("tiny"), out="runs/tiny")))
+    if model is None:
+        print("no --model: building and format-tuning the tiny policy in runs/tiny (stage one, minutes)", flush=True)
+        model = str(stage_one(replace(preset("tiny"), out="runs/tiny")))
     writer = LMStepWriter.from_pretrained(model, max_step_tokens=48)
     train = [p for level in levels for p in load_problems("arith:train", level=level, limit=train_problems // len(levels), seed=seed)]
     test = [p for level in levels for p in load_problems("arith:test", level=level, limit=test_per_level, seed=seed)]
@@ -52,13 +57,15 @@ def main(model: str | None = None, timesteps: int = 4096, train_problems: int = 
         "LM's own choice": lambda obs: int(np.argmax(obs[6:9])),  # the meta-action the LM would write
     }
     learners = {
-        "PPO": PPO("MlpPolicy", env, n_steps=512, batch_size=64, ent_coef=0.01, seed=seed, device="cpu", verbose=0),
-        "DQN": DQN("MlpPolicy", env, learning_starts=256, exploration_fraction=0.3, target_update_interval=250,
+        "PPO": PPO("MlpPolicy", env, n_steps=n_steps, batch_size=min(64, n_steps), ent_coef=0.01, seed=seed, device="cpu", verbose=0),
+        "DQN": DQN("MlpPolicy", env, learning_starts=learning_starts, exploration_fraction=0.3, target_update_interval=250,
                    train_freq=4, seed=seed, device="cpu", verbose=0),
     }
     for name, learner in learners.items():
+        print(f"training the {name} controller for {timesteps} steps", flush=True)
         learner.learn(total_timesteps=timesteps, progress_bar=True)
         controllers[name] = lambda obs, learner=learner: int(learner.predict(obs, deterministic=True)[0])
+    print(f"evaluating {len(controllers)} controllers on {len(test)} held-out problems", flush=True)
     results = {name: evaluate(test_env, controller, test) for name, controller in controllers.items()}
     base, rand = results["always continue"]["accuracy"], results["random"]["accuracy"]
     lines = [f"held-out arith:test levels {list(levels)}, {len(test)} problems; SB3 trained {timesteps} steps on {len(train)} problems", "",
@@ -80,7 +87,10 @@ if __name__ == "__main__":
     parser.add_argument("--timesteps", type=int, default=4096)
     parser.add_argument("--train-problems", type=int, default=512)
     parser.add_argument("--test-per-level", type=int, default=200)
+    parser.add_argument("--n-steps", type=int, default=512, help="PPO's rollout length per update")
+    parser.add_argument("--learning-starts", type=int, default=256, help="DQN's steps before it learns")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/meta_controller")
     args = parser.parse_args()
-    main(args.model, args.timesteps, args.train_problems, args.test_per_level, seed=args.seed, out=args.out)
+    main(args.model, args.timesteps, args.train_problems, args.test_per_level, seed=args.seed, out=args.out,
+         n_steps=args.n_steps, learning_starts=args.learning_starts)

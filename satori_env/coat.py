@@ -148,12 +148,15 @@ _COLOURS = {"continue": "\x1b[32m", "reflect": "\x1b[33m", "explore": "\x1b[35m"
 _RESET = "\x1b[0m"
 
 
-def render_ansi(prompt: str, completion: str, colour: bool = True) -> str:
-    """Prompt, then one line per COAT step with its meta-action in brackets (coloured)."""
+def render_ansi(prompt: str, completion: str, colour: bool = True, verdict: str | None = None) -> str:
+    """Prompt, then one line per COAT step with its meta-action in brackets (coloured), then
+    the ``verdict`` line of a finished episode, if given."""
     lines = [prompt.rstrip("\n"), "-" * 40]
     for step in split_steps(completion):
         label = f"[{step.action}]" if step.action else "[text]"
         if colour:
             label = f"{_COLOURS[step.action]}{label}{_RESET}"
         lines.append(f"{label} {step.text}")
+    if verdict is not None:
+        lines += ["-" * 40, verdict]
     return "\n".join(lines) + "\n"

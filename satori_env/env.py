@@ -196,6 +196,7 @@ class SatoriMathEnv(gym.Env):
         self._actions = dict.fromkeys(META_ACTIONS, 0)
         self._done = True
         self._skipped = 0  # restart states drawn at the last reset that did not fit (0 or 1)
+        self._verdict = None
         self.restart_skips = 0  # ... at every reset so far
 
     # -- Gymnasium API -----------------------------------------------------------------------
@@ -262,6 +263,7 @@ class SatoriMathEnv(gym.Env):
             if name is not None:
                 self._actions[name] += 1
         self._done = False
+        self._verdict: str | None = None  # the rendered verdict line, once the episode ends
         self._skipped = skipped
         return self._observation(), self._reset_info()
 
@@ -281,6 +283,21 @@ class SatoriMathEnv(gym.Env):
         ids = self._check_tokens(tokens)
         ended = self._append(ids)
         return self._transition(ended)
+
+    @property
+    def tokens_left(self) -> int:
+        """Tokens the policy may still write before the episode is truncated (0 when it ended)."""
+        if self._done:
+            return 0
+        return min(self.max_new_tokens - (self._length - self._start), self.width - self._length)
+
+    def clip_to_episode(self, tokens: Sequence[int]) -> list[int]:
+        """The longest prefix of ``tokens`` that :meth:`step_tokens` accepts: up to the first stop
+        token, and no more than :attr:`tokens_left` (what stepping token by token would apply
+        before the episode ends)."""
+        ids = [int(t) for t in tokens[: self.tokens_left]]
+        end = next((i for i, token in enumerate(ids) if token in self.stop_ids), None)
+        return ids if end is None else ids[: end + 1]
 
     @property
     def tokens(self) -> np.ndarray:
@@ -308,7 +325,11 @@ class SatoriMathEnv(gym.Env):
         return self._arm
 
     def action_masks(self) -> np.ndarray:
-        """Boolean mask over the action space: True where the token may be written (read-only)."""
+        """Boolean mask over the action space: True where the token may be written (read-only).
+
+        Boolean is sb3-contrib's ``MaskablePPO`` convention; Gymnasium's
+        ``Discrete.sample(mask=...)`` wants int8: ``env.action_space.sample(mask=env.unwrapped.action_masks().astype(np.int8))``.
+        """
         return self._action_mask
 
     def render(self) -> str | None:
@@ -317,7 +338,7 @@ class SatoriMathEnv(gym.Env):
             return None
         if self._problem is None:
             return ""
-        return render_ansi(self.template.format(self._problem.question), self._decode_completion())
+        return render_ansi(self.template.format(self._problem.question), self._decode_completion(), verdict=self._verdict)
 
     # -- the MDP, in pieces the vector env reuses ----------------------------------------------
 
@@ -368,6 +389,12 @@ class SatoriMathEnv(gym.Env):
             self.source.update(self._arm, episode.correct)
         end = self._length - 1 if terminated else self._length  # without the stop token
         response = self._tokens[self._prompt_length : end].tolist()
+        reward = float(sum(terms.values()))
+        self._verdict = (
+            f"{'terminated' if terminated else 'truncated'}: answer {episode.answer!r}, gold {self._problem.answer!r}, "
+            f"{'correct' if episode.correct else 'wrong'} ({episode.verifier_status}); reward {reward:+.2f} = "
+            + " ".join(f"{name} {value:+.2f}" for name, value in terms.items())
+        )
         info = {
             **self._reset_info(),
             "completion": episode.completion,
@@ -380,7 +407,7 @@ class SatoriMathEnv(gym.Env):
             "num_new_tokens": episode.num_tokens,
             "trajectory": Trajectory(self._problem, tuple(response), episode.correct, finished=terminated),
         }
-        return self._observation(), float(sum(terms.values())), terminated, truncated, info
+        return self._observation(), reward, terminated, truncated, info
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -495,7 +522,7 @@ class SatoriMathEnv(gym.Env):
         if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
             raise TypeError(f"tokens must be a 1-D sequence of token ids, got {type(tokens).__name__} of shape {ids.shape}")
         checked = self._check_ids(ids.astype(np.int64, copy=False))
-        room = min(self.max_new_tokens - (self._length - self._start), self.width - self._length)
+        room = self.tokens_left
         ends = [i for i, token in enumerate(checked[:room]) if token in self.stop_ids]
         last = ends[0] if ends else room - 1
         if len(checked) > last + 1:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from satori_env._checks import brief
 from satori_env.coat import is_well_formed
 from satori_env.tasks.problem import Problem
 
@@ -54,7 +55,8 @@ class Episode:
         correct: whether the verifier accepted ``answer``.
         verifier_status: "ok", "no_answer", "timeout" or "error" (see :class:`satori_env.Verdict`).
         actions: how often each COAT meta-action occurs in ``completion``.
-        num_tokens: tokens the policy wrote in this episode (after any restart prefix).
+        num_tokens: tokens the policy wrote in this episode (after any restart prefix), the
+            final stop token (EOS) included when it ended with one.
         truncated: the episode hit the token limit instead of ending with a stop token.
         reflect_status: 0 for an episode from the problem's prompt; for one restarted from an
             earlier trajectory's prefix, -1 if that trajectory was wrong and +1 if right.
@@ -186,9 +188,22 @@ class RewardSpec:
         values: dict[str, list[float]] = {}
         for name, (term, weight) in self.terms.items():
             batch = getattr(term, "batch", None)
-            raw = batch(episodes) if batch is not None else [term(e) for e in episodes]
-            values[name] = [float(weight) * float(v) for v in raw]
+            raw = list(batch(episodes) if batch is not None else [term(e) for e in episodes])
+            if len(raw) != len(episodes):
+                raise ValueError(f"reward term {name!r} gave {len(raw)} values for {len(episodes)} episodes")
+            values[name] = [float(weight) * _number(name, v) for v in raw]
         return [{name: values[name][i] for name in self.terms} for i in range(len(episodes))]
+
+
+def _number(term: str, value: Any) -> float:
+    """A term's value as a float; a value that is not a finite number names the term."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, str) or not math.isfinite(number):
+        raise TypeError(f"reward term {term!r} must return a finite number, got {type(value).__name__}: {brief(value)}")
+    return number
 
 
 def _satori(scorer: Scorer | None) -> RewardSpec:

@@ -15,9 +15,11 @@ class TextActions(gym.Wrapper):
     scripted solver): each action is a string, tokenized and applied with ``step_tokens``.
 
     Write the tokenizer's EOS text (``env.unwrapped.tokenizer.eos_token``) to end the episode;
-    text the tokenizer knows as a special token (``<|reflect|>``) becomes that token. Put this
-    wrapper directly around the environment: wrappers between it and the base environment do
-    not see the tokens it applies.
+    text the tokenizer knows as a special token (``<|reflect|>``) becomes that token. Text past
+    the end of the episode (after a stop token, or beyond the token limit) is dropped, as
+    stepping token by token would end the episode there; ``info["dropped_tokens"]`` counts it.
+    Put this wrapper directly around the environment: wrappers between it and the base
+    environment do not see the tokens it applies.
 
     >>> import gymnasium as gym, satori_env
     >>> env = TextActions(gym.make("SatoriMath-v0"))
@@ -35,4 +37,7 @@ class TextActions(gym.Wrapper):
         if not isinstance(action, str):
             raise TypeError(f"TextActions expects a str action, got {type(action).__name__}")
         base = self.env.unwrapped
-        return base.step_tokens(base.tokenizer.encode(action, add_special_tokens=False))
+        ids = base.tokenizer.encode(action, add_special_tokens=False)
+        applied = base.clip_to_episode(ids)
+        observation, reward, terminated, truncated, info = base.step_tokens(applied)
+        return observation, reward, terminated, truncated, {**info, "dropped_tokens": len(ids) - len(applied)}

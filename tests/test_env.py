@@ -258,6 +258,11 @@ def test_render_shows_the_coat_structure(env):
     env.unwrapped.step_tokens(solution_tokens(env, env.unwrapped._problem)[:-1])
     text = env.render()
     assert text.startswith("Problem: ") and text.count("[continue]") == len(env.unwrapped._problem.meta["steps"]) + 1
+    assert "correct" not in text  # running: no verdict yet
+    env.unwrapped.step_tokens([env.unwrapped.eos_id])
+    last = env.render().rstrip("\n").splitlines()[-1]
+    answer = env.unwrapped._problem.answer
+    assert last == f"terminated: answer {answer!r}, gold {answer!r}, correct (ok); reward +0.00 = rule +0.00 reflection +0.00"
     with pytest.warns(UserWarning, match="render_mode='ansi'"):
         assert gym.make("SatoriMath-v0").unwrapped.render() is None  # no render_mode
 

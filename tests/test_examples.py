@@ -3,6 +3,8 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -76,3 +78,17 @@ def test_compare_algorithms_reports_every_run_and_plots_the_curves(tmp_path, cap
     assert (tmp_path / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="unknown algorithms \\['a2c'\\]; valid algorithms"):
         example.main(algos=["ppo", "a2c"], model="unused", out=str(tmp_path))
+
+
+@pytest.mark.slow
+def test_sb3_meta_controller_runs_small_with_its_flags(tmp_path, capsys):
+    from agents.models import build_model
+
+    build_model("tiny", tmp_path / "policy", seed=0)
+    results = load("sb3_meta_controller").main(
+        str(tmp_path / "policy"), timesteps=32, train_problems=4, test_per_level=2, out=str(tmp_path / "out"), n_steps=16, learning_starts=8
+    )
+    assert set(results) == {"always continue", "random", "LM's own choice", "PPO", "DQN"}
+    assert all(0.0 <= row["accuracy"] <= 1.0 and row["steps"] >= 1 for row in results.values())
+    out = capsys.readouterr().out
+    assert "training the PPO controller for 32 steps" in out and "| DQN |" in out

@@ -150,3 +150,17 @@ def test_the_scorer_reaches_the_preference_term_once_per_vector_step():
     assert scorer.batches == [3]
     preference = infos["final_info"]["reward_terms"]["preference"]
     assert all(0.5 < p < 1 for p in preference) and rewards.tolist() == pytest.approx(preference.tolist())
+
+
+@pytest.mark.parametrize("value", ["0.5", None, float("nan"), float("inf"), [1.0]])
+def test_a_term_returning_a_non_number_is_named(value):
+    spec = make_reward({"rule": 1.0, "mine": (lambda episode: value, 1.0)})
+    with pytest.raises(TypeError, match="reward term 'mine' must return a finite number"):
+        spec(episode())
+
+
+def test_terms_may_return_bools_and_numpy_numbers():
+    import numpy as np
+
+    spec = make_reward({"right": (lambda e: e.correct, 1.0), "half": (lambda e: np.float32(0.5), 2.0)})
+    assert spec(episode()) == {"right": 1.0, "half": 1.0}
