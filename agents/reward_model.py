@@ -72,7 +72,7 @@ class OutcomeRewardModel:
         max_length: longest input; longer ones keep their end (where the answer is).
     """
 
-    def __init__(self, model, tokenizer, template: str = "compact", max_length: int = 512) -> None:
+    def __init__(self, model: Any, tokenizer: Any, template: str = "compact", max_length: int = 512) -> None:
         self.model, self.tokenizer = model, tokenizer
         add_coat_tokens(tokenizer)
         if model.config.num_labels != 1:

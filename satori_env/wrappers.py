@@ -21,12 +21,13 @@ class TextActions(gym.Wrapper):
     Put this wrapper directly around the environment: wrappers between it and the base
     environment do not see the tokens it applies.
 
-    >>> import gymnasium as gym, satori_env
-    >>> env = TextActions(gym.make("SatoriMath-v0"))
-    >>> _, info = env.reset(seed=0, options={"problem": satori_env.Problem("demo", "What is 2+3?", "5", "demo")})
-    >>> _, reward, terminated, _, info = env.step(r"<|continue|>2+3=5<|continue|>The answer is \\boxed{5}.<|endoftext|>")
-    >>> reward, terminated, info["correct"], info["actions"]["continue"]
-    (0.0, True, True, 2)
+    Examples:
+        >>> import gymnasium as gym, satori_env
+        >>> env = TextActions(gym.make("SatoriMath-v0"))
+        >>> _, info = env.reset(seed=0, options={"problem": satori_env.Problem("demo", "What is 2+3?", "5", "demo")})
+        >>> _, reward, terminated, _, info = env.step(r"<|continue|>2+3=5<|continue|>The answer is \\boxed{5}.<|endoftext|>")
+        >>> reward, terminated, info["correct"], info["actions"]["continue"]
+        (0.0, True, True, 2)
     """
 
     def __init__(self, env: gym.Env, max_length: int = 1 << 16) -> None:

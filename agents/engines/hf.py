@@ -59,7 +59,7 @@ class HFEngine:
 
     def __init__(
         self,
-        model,
+        model: torch.nn.Module,
         pad_id: int,
         stop_ids: Iterable[int],
         forbidden_ids: Iterable[int] = (),
