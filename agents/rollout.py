@@ -9,7 +9,7 @@ only turns that into padded tensors for the learner.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,22 +21,33 @@ from satori_env import SatoriMathVectorEnv
 __all__ = ["Rollout", "collect_rollout"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Rollout:
-    """The episodes of one iteration. ``B`` episodes, ``T`` tokens (state and response,
-    right-padded); per-token tensors are ``(B, T - 1)`` and line up with the token written next."""
+    """The episodes of one iteration, as the environment produced them (the learner's own view,
+    :class:`~agents.algorithms.Scores`, is kept apart). ``B`` episodes, ``T`` tokens (state and
+    response, right-padded); per-token tensors are ``(B, T - 1)`` and line up with the token
+    written next.
 
-    tokens: torch.Tensor  # (B, T) long
-    attention_mask: torch.Tensor  # (B, T) long
-    action_mask: torch.Tensor  # (B, T-1) float: 1 where tokens[:, 1:] was written by the policy
-    rewards: torch.Tensor  # (B,) the environment's episode reward
-    group: torch.Tensor  # (B,) long: episodes of one group share a start (problem or restart state)
-    infos: list[dict[str, Any]]  # the environment's final info of each episode
-    trajectories: list[Any]  # satori_env.Trajectory of each episode, for the restart buffer
-    old_logprobs: torch.Tensor | None = None  # (B, T-1), filled by the learner before updating
-    values: torch.Tensor | None = None  # (B, T-1)
-    ref_logprobs: torch.Tensor | None = None  # (B, T-1)
-    extra: dict[str, Any] = field(default_factory=dict)
+    Attributes:
+        tokens: ``(B, T)`` long: each episode's state (prompt, restart prefix) and response.
+        attention_mask: ``(B, T)`` long: 1 on real tokens.
+        action_mask: ``(B, T - 1)`` float: 1 where ``tokens[:, 1:]`` was written by the policy.
+        rewards: ``(B,)`` the environment's episode reward.
+        group: ``(B,)`` long: episodes of one group share a start (problem or restart state).
+        truncated: ``(B,)`` bool: the episode hit the token limit instead of ending with a stop
+            token (its reward judges the answer as it stands; an algorithm may bootstrap there).
+        infos: the environment's final info of each episode.
+        trajectories: the ``satori_env.Trajectory`` of each episode, for the restart buffer.
+    """
+
+    tokens: torch.Tensor
+    attention_mask: torch.Tensor
+    action_mask: torch.Tensor
+    rewards: torch.Tensor
+    group: torch.Tensor
+    truncated: torch.Tensor
+    infos: list[dict[str, Any]]
+    trajectories: list[Any]
 
     @property
     def num_episodes(self) -> int:
@@ -45,21 +56,6 @@ class Rollout:
     @property
     def num_generated(self) -> int:
         return int(self.action_mask.sum())
-
-
-def _start_groups(envs: SatoriMathVectorEnv, group_size: int) -> None:
-    """Reset every copy; the copies of a group share the start their first copy drew."""
-    if envs.num_envs % group_size:
-        raise ValueError(f"the number of environments ({envs.num_envs}) must be a multiple of group_size ({group_size})")
-    for first in range(0, envs.num_envs, group_size):
-        lead = envs.envs[first]
-        lead.reset()
-        if lead.restart_state is not None:
-            start = {"restart_state": lead.restart_state}
-        else:  # the group's episodes all count for the curriculum's arm, when there is one
-            start = {"problem": lead.problem, "curriculum_arm": lead.curriculum_arm}
-        for env in envs.envs[first + 1 : first + group_size]:
-            env.reset(options=start)
 
 
 def collect_rollout(
@@ -75,13 +71,14 @@ def collect_rollout(
     made with ``autoreset_mode=AutoresetMode.DISABLED`` saves the resets it would otherwise do
     at the end of each episode (either mode works).
     """
-    _start_groups(envs, group_size)
-    prompts = [env.tokens.tolist() for env in envs.envs]
+    envs.reset_groups(group_size)
+    prompts = [tokens.tolist() for tokens in envs.tokens]
     completions = engine.generate(prompts, params)
-    _, rewards, _, _, infos = envs.step_tokens(completions)
+    _, rewards, _, truncated, infos = envs.step_tokens(completions)
     final = infos.get("final_info", infos)  # same-step autoreset, or none
     episode_infos = [_episode_info(final, i) for i in range(envs.num_envs)]
-    return _pad(prompts, completions, rewards, envs.envs[0].pad_id, group_size, episode_infos, list(final["trajectory"]))
+    pad_id = envs.envs[0].pad_id
+    return _pad(prompts, completions, rewards, truncated, pad_id, group_size, episode_infos, list(final["trajectory"]))
 
 
 def _episode_info(final: dict[str, Any], i: int) -> dict[str, Any]:
@@ -98,6 +95,7 @@ def _pad(
     prompts: Sequence[Sequence[int]],
     completions: Sequence[Sequence[int]],
     rewards,
+    truncated,
     pad_id: int,
     group_size: int,
     infos: list[dict[str, Any]],
@@ -114,4 +112,5 @@ def _pad(
         attention[row, : len(sequence)] = 1
         actions[row, len(prompt) - 1 : len(sequence) - 1] = 1.0
     group = torch.arange(len(prompts)) // group_size
-    return Rollout(tokens, attention, actions, torch.as_tensor(rewards, dtype=torch.float32), group, infos, trajectories)
+    rewards, truncated = torch.as_tensor(rewards, dtype=torch.float32), torch.as_tensor(truncated, dtype=torch.bool)
+    return Rollout(tokens, attention, actions, rewards, group, truncated, infos, trajectories)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from tqdm import tqdm
 from agents.algorithms import ALGORITHMS, Algorithm
 from agents.checkpoint import clean_partial_writes, latest_checkpoint, load_checkpoint, save_checkpoint
 from agents.config import TrainConfig
-from agents.device import autocast, choose_device
+from agents.device import choose_device
 from agents.engines import ENGINES, SamplingParams, make_engine
 from agents.engines.base import forbidden_ids
 from agents.evaluate import evaluate
@@ -35,7 +35,7 @@ from satori_env import CURRICULA, AdaptiveCurriculum, ArithmeticTasks, RestartBu
 from satori_env.atomic import atomic_write
 from satori_env.pretrained import locate_pretrained
 from satori_env.coat import META_ACTIONS
-from satori_env.rewards import ReflectionBonus, RewardSpec, make_reward
+from satori_env.rewards import make_reward
 
 __all__ = ["check_config", "run", "stage_one", "train_rl"]
 
@@ -46,7 +46,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
         torch.set_num_threads(config.threads)
     check_config(config)  # bad settings fail before stage one, not after it
     model = config.model if config.model is not None else str(stage_one(config))
-    return train_rl(config, model)
+    return _train_rl(config, model)
 
 
 def stage_one(config: TrainConfig) -> Path:
@@ -83,11 +83,10 @@ def stage_one(config: TrainConfig) -> Path:
     return sft_model
 
 
-def check_config(config: TrainConfig) -> int:
+def check_config(config: TrainConfig) -> None:
     """Check what :class:`TrainConfig` cannot check alone: the algorithm (custom ones are
     registered at run time), engine, critic, curriculum, the starting model or the one stage one
-    builds, and the batch (``ValueError`` / ``FileNotFoundError`` say what is wrong); returns
-    the rollout's episodes per start."""
+    builds, and the batch (``ValueError`` / ``FileNotFoundError`` say what is wrong)."""
     if config.algo not in ALGORITHMS:
         raise ValueError(
             f"unknown algorithm {config.algo!r}; valid algorithms: {sorted(ALGORITHMS)} "
@@ -111,16 +110,6 @@ def check_config(config: TrainConfig) -> int:
     group_size = ALGORITHMS[config.algo].group_size(config.group_size)
     if config.episodes_per_iteration % group_size:
         raise ValueError(f"episodes_per_iteration ({config.episodes_per_iteration}) must be a multiple of group_size ({group_size})")
-    return group_size
-
-
-def _reward(config: TrainConfig) -> RewardSpec:
-    spec = make_reward(config.reward)
-    if "reflection" in spec.terms:
-        terms = dict(spec.terms)
-        terms["reflection"] = (ReflectionBonus(config.bonus_scale), terms["reflection"][1])
-        spec = RewardSpec(terms)
-    return spec
 
 
 def _tasks(config: TrainConfig):
@@ -136,9 +125,24 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
     Returns ``{"before", "after", "iterations", "history", "config"}``: greedy held-out metrics
     before and after, and every iteration's logged metrics (and the final ``"curriculum"``
     state when there is one)."""
-    out = Path(config.out) / "rl"
-    group_size = check_config(config)
-    torch.manual_seed(config.seed)
+    check_config(config)
+    return _train_rl(config, model_path, tasks, reward)
+
+
+@dataclass
+class _Learner:
+    """What one RL run holds: the policy and its tokenizer, the environments with their restart
+    buffer, the algorithm and the engine."""
+
+    model: Any
+    tokenizer: Any
+    envs: SatoriMathVectorEnv
+    policy: ActorCritic
+    algorithm: Algorithm
+    engine: Any
+
+
+def _build(config: TrainConfig, model_path: str, tasks: Any, reward: Any) -> _Learner:
     device = choose_device(config.device)
     model, tokenizer = load_policy(model_path, device=config.device)
     buffer = RestartBuffer(
@@ -150,7 +154,7 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
         tokenizer=tokenizer,
         max_new_tokens=config.max_new_tokens,
         prompt_template=config.prompt_template,
-        reward=_reward(config) if reward is None else reward,
+        reward=make_reward(config.reward, bonus_scale=config.bonus_scale) if reward is None else reward,
         restart_buffer=buffer,
         restart_prob=config.restart_prob,
         curriculum=config.curriculum if tasks is None else None,  # your tasks decide (a Curriculum is a task source too)
@@ -159,27 +163,71 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
     envs.reset(seed=config.seed)
     critic = config.critic if ALGORITHMS[config.algo].uses_critic else "none"
     policy = ActorCritic(model, critic, forbidden_ids(model, envs)).to(device)  # what the engine never writes
-    algorithm: Algorithm = ALGORITHMS[config.algo](policy, config)
+    algorithm = ALGORITHMS[config.algo](policy, config)
     engine = make_engine(config.engine, model, envs, model_path=model_path)
-    reference = policy.reference() if algorithm.uses_reference else None
+    return _Learner(model, tokenizer, envs, policy, algorithm, engine)
 
-    iteration, state = 0, {}
+
+def _checkpoint_state(learner: _Learner, iteration: int, before: dict[str, float], history: list[dict[str, float]]) -> dict[str, Any]:
+    """Everything a checkpoint holds besides the weights, optimiser and RNG states, which
+    :func:`~agents.checkpoint.save_checkpoint` adds (and the restart buffer, saved beside)."""
+    envs = learner.envs
+    return {
+        "iteration": iteration,
+        "critic": {k: v for k, v in learner.policy.state_dict().items() if not k.startswith("actor.")},
+        "algorithm": learner.algorithm.state_dict(),
+        "env_rng": envs.rng_states(),
+        "curriculum": envs.curriculum.state_dict() if envs.curriculum is not None else None,
+        "before": before,
+        "history": history,
+    }
+
+
+def _resume(learner: _Learner, checkpoint: Path) -> dict[str, Any]:
+    """Restore a run from ``checkpoint``; returns the state :func:`_checkpoint_state` saved."""
+    state = load_checkpoint(checkpoint, learner.model, learner.algorithm.optimizers(), learner.algorithm.schedulers())
+    learner.policy.load_state_dict(state["critic"], strict=False)
+    learner.algorithm.load_state_dict(state["algorithm"])
+    learner.envs.restart_buffer = RestartBuffer.load(checkpoint / "restart_buffer.json.gz")
+    if learner.envs.curriculum is not None and state.get("curriculum") is not None:
+        learner.envs.curriculum.load_state_dict(state["curriculum"])
+    learner.envs.set_rng_states(state["env_rng"])
+    learner.engine.sync_weights()
+    return state
+
+
+def _iteration(learner: _Learner, config: TrainConfig, iteration: int, group_size: int) -> dict[str, float]:
+    """One rollout and one update; returns everything logged for it."""
+    started = time.perf_counter()
+    params = SamplingParams(config.max_new_tokens, config.temperature, config.top_p, seed=config.seed * 1_000_003 + iteration)
+    rollout = collect_rollout(learner.envs, learner.engine, params, group_size)
+    rollout_seconds = time.perf_counter() - started
+    metrics = learner.algorithm.update(rollout)  # score, prepare, optimise
+    learner.engine.sync_weights()
+    buffer = learner.envs.restart_buffer
+    buffer.add_trajectories(rollout.trajectories)
+    metrics.update(_rollout_metrics(rollout))
+    if learner.envs.curriculum is not None:
+        metrics.update(_curriculum_metrics(learner.envs.curriculum, rollout))
+    metrics["restart/buffer_states"] = float(len(buffer))
+    metrics["perf/rollout_seconds"] = rollout_seconds
+    metrics["perf/update_seconds"] = time.perf_counter() - started - rollout_seconds - metrics["perf/score_seconds"]
+    metrics["perf/tokens_per_s"] = rollout.num_generated / max(rollout_seconds, 1e-9)
+    metrics["perf/iteration_seconds"] = time.perf_counter() - started
+    return metrics
+
+
+def _train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: Any = None) -> dict[str, Any]:
+    out = Path(config.out) / "rl"
+    group_size = ALGORITHMS[config.algo].group_size(config.group_size)
+    torch.manual_seed(config.seed)
+    learner = _build(config, model_path, tasks, reward)
     clean_partial_writes(out)
     checkpoint = latest_checkpoint(out) if config.resume else None
-    if checkpoint is not None:
-        state = load_checkpoint(checkpoint, model, algorithm.optimizers(), algorithm.schedulers())
-        policy.load_state_dict(state["critic"], strict=False)
-        algorithm.load_state_dict(state["algorithm"])
-        buffer = RestartBuffer.load(checkpoint / "restart_buffer.json.gz")
-        if envs.curriculum is not None and state.get("curriculum") is not None:
-            envs.curriculum.load_state_dict(state["curriculum"])
-        for env, rng_state in zip(envs.envs, state["env_rng"]):
-            env.restart_buffer = buffer
-            env.np_random.bit_generator.state = rng_state
-        iteration = state["iteration"]
-        engine.sync_weights()
+    state = _resume(learner, checkpoint) if checkpoint is not None else {}
+    iteration = state.get("iteration", 0)
     eval_problems = [p for level in config.eval_levels for p in load_problems("arith:test", level=level, limit=config.eval_per_level, seed=config.seed)]
-    before = state.get("before") or (_evaluate(engine, tokenizer, eval_problems, config) if eval_problems else {})
+    before = state.get("before") or _evaluate(learner, eval_problems, config)
 
     from torch.utils.tensorboard import SummaryWriter
 
@@ -188,82 +236,31 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
     bar = tqdm(total=config.iterations, initial=iteration, desc=f"RL ({config.algo})", disable=not config.progress)
     history: list[dict[str, float]] = list(state.get("history", []))  # every iteration's, across resumes
     while iteration < config.iterations:
-        started = time.perf_counter()
-        params = SamplingParams(config.max_new_tokens, config.temperature, config.top_p, seed=config.seed * 1_000_003 + iteration)
-        rollout = collect_rollout(envs, engine, params, group_size)
-        rollout_seconds = time.perf_counter() - started
-        if algorithm.needs_scoring(rollout.num_episodes):
-            _score(policy, reference, rollout, algorithm, config, device)
-        scored = time.perf_counter()
-        metrics = algorithm.update(rollout)
-        engine.sync_weights()
-        metrics["perf/rollout_seconds"] = rollout_seconds
-        metrics["perf/score_seconds"] = scored - started - rollout_seconds
-        metrics["perf/update_seconds"] = time.perf_counter() - scored
-        buffer.add_trajectories(rollout.trajectories)
+        metrics = _iteration(learner, config, iteration, group_size)
         iteration += 1
-        metrics.update(_rollout_metrics(rollout))
-        if envs.curriculum is not None:
-            metrics.update(_curriculum_metrics(envs.curriculum, rollout))
-        metrics["perf/tokens_per_s"] = rollout.num_generated / max(rollout_seconds, 1e-9)
-        metrics["perf/iteration_seconds"] = time.perf_counter() - started
-        metrics["restart/buffer_states"] = float(len(buffer))
         for name, value in metrics.items():
             writer.add_scalar(name, value, iteration)
         history.append(metrics)
         bar.update(1)
         bar.set_postfix(acc=f"{metrics['rollout/accuracy']:.2f}", reward=f"{metrics['reward/total']:.2f}")
         if iteration % config.checkpoint_every == 0 and iteration < config.iterations:
+            buffer = learner.envs.restart_buffer
             save_checkpoint(
-                out,
-                iteration,
-                model,
-                tokenizer,
-                algorithm.optimizers(),
-                algorithm.schedulers(),
-                {
-                    "iteration": iteration,
-                    "critic": {k: v for k, v in policy.state_dict().items() if not k.startswith("actor.")},
-                    "algorithm": algorithm.state_dict(),
-                    "env_rng": [env.np_random.bit_generator.state for env in envs.envs],
-                    "curriculum": envs.curriculum.state_dict() if envs.curriculum is not None else None,
-                    "before": before,
-                    "history": history,
-                },
+                out, iteration, learner.model, learner.tokenizer, learner.algorithm.optimizers(), learner.algorithm.schedulers(),
+                _checkpoint_state(learner, iteration, before, history),
                 extra=lambda directory: buffer.save(directory / "restart_buffer.json.gz"),
             )
     bar.close()
-    save_policy(model, tokenizer, out / "model", config.prompt_template)
-    buffer.save(out / "restart_buffer.json.gz")
-    after = _evaluate(engine, tokenizer, eval_problems, config) if eval_problems else {}
+    save_policy(learner.model, learner.tokenizer, out / "model", config.prompt_template)
+    learner.envs.restart_buffer.save(out / "restart_buffer.json.gz")
+    after = _evaluate(learner, eval_problems, config)
     _log_eval(writer, after, iteration)
     writer.close()
     result = {"before": before, "after": after, "iterations": iteration, "history": history, "config": asdict(config)}
-    if envs.curriculum is not None:
-        result["curriculum"] = envs.curriculum.state_dict()
+    if learner.envs.curriculum is not None:
+        result["curriculum"] = learner.envs.curriculum.state_dict()
     atomic_write(out / "metrics.json", json.dumps(result, indent=2).encode())
     return result
-
-
-@torch.no_grad()
-def _score(policy: ActorCritic, reference, rollout: Rollout, algorithm: Algorithm, config: TrainConfig, device) -> None:
-    """The learner's view of the rollout: old log-probabilities, values, reference log-probabilities."""
-    policy.eval()
-    logprobs, values, ref_logprobs = [], [], []
-    for start in range(0, rollout.num_episodes, config.micro_batch_size):
-        rows = slice(start, start + config.micro_batch_size)
-        tokens, mask = rollout.tokens[rows].to(device), rollout.attention_mask[rows].to(device)
-        with autocast(device, config.bf16):
-            out = policy(tokens, mask, config.temperature, with_entropy=False, with_values=algorithm.uses_critic)
-            if reference is not None:
-                ref_logprobs.append(policy.reference_logprobs(reference, tokens, mask, config.temperature).float())
-        logprobs.append(out.logprobs.float())
-        if out.values is not None:
-            values.append(out.values.float())
-    # to the CPU once, after every micro-batch is queued (a copy per micro-batch would wait for each)
-    rollout.old_logprobs = torch.cat(logprobs).cpu()
-    rollout.values = torch.cat(values).cpu() if values else None
-    rollout.ref_logprobs = torch.cat(ref_logprobs).cpu() if ref_logprobs else None
 
 
 def _rollout_metrics(rollout: Rollout) -> dict[str, float]:
@@ -303,6 +300,9 @@ def _log_eval(writer, results: dict[str, float], step: int) -> None:
         writer.add_scalar(f"eval/{name}", value, step)
 
 
-def _evaluate(engine, tokenizer, problems, config: TrainConfig) -> dict[str, float]:
+def _evaluate(learner: _Learner, problems: list, config: TrainConfig) -> dict[str, float]:
+    """Greedy held-out metrics of the current policy (``{}`` without problems)."""
+    if not problems:
+        return {}
     params = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=0.0)
-    return evaluate(engine, tokenizer, problems, params=params, prompt_template=config.prompt_template).row()
+    return evaluate(learner.engine, learner.tokenizer, problems, params=params, prompt_template=config.prompt_template).row()

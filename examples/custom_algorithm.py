@@ -1,10 +1,11 @@
 """Your own RL algorithm: plain REINFORCE with a moving-average baseline, on the tiny preset.
 
 An algorithm is two methods on top of :class:`agents.algorithms.Algorithm`: ``prepare`` turns a
-rollout (tokens, masks, the environment's rewards, the learner's old log-probabilities) into
-per-token advantages, and ``loss`` scores a minibatch. Rollouts through the environment,
-restart-and-explore, generation engines, minibatching, TensorBoard logging and checkpoints come
-from the library. ``@register`` makes it a valid ``algo`` for :func:`agents.train.train_rl`.
+rollout (tokens, masks, the environment's rewards) and the learner's scores of it (old
+log-probabilities, values, reference log-probabilities, as needed) into per-token advantages,
+and ``loss`` scores a minibatch. Rollouts through the environment, restart-and-explore,
+generation engines, scoring, minibatching, TensorBoard logging and checkpoints come from the
+library. ``@register`` makes it a valid ``algo`` for :func:`agents.train.train_rl`.
 
     python examples/custom_algorithm.py --iterations 10
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from agents.algorithms import Algorithm, Minibatch, register
+from agents.algorithms import Advantages, Algorithm, Minibatch, Scores, register
 from agents.algorithms.core import masked_mean
 from agents.config import preset
 from agents.policy import TokenOutputs
@@ -37,10 +38,10 @@ class ReinforceWithBaseline(Algorithm):
         super().__init__(policy, config)
         self.baseline = 0.0
 
-    def prepare(self, rollout: Rollout) -> None:
+    def prepare(self, rollout: Rollout, scores: Scores) -> Advantages:
         advantages = rollout.rewards - self.baseline
         self.baseline = self.momentum * self.baseline + (1 - self.momentum) * rollout.rewards.mean().item()
-        rollout.extra["advantages"] = advantages[:, None] * rollout.action_mask
+        return Advantages(advantages[:, None] * rollout.action_mask)
 
     def loss(self, outputs: TokenOutputs, batch: Minibatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss = -masked_mean(outputs.logprobs * batch.advantages, batch.action_mask)

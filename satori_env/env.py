@@ -18,6 +18,7 @@ from satori_env.rewards import Episode, RewardSpec, Scorer, make_reward
 from satori_env.tasks import Problem, ProblemSource, make_source
 from satori_env.tasks.sources import FixedProblems
 from satori_env.tokenizer import add_coat_tokens, load_tokenizer, tokenizer_fingerprint
+from satori_env.tokens import token_array
 from satori_env.verifier import Verdict, Verifier, default_verifier
 
 __all__ = ["OBSERVATION_MODES", "SatoriMathEnv"]
@@ -164,8 +165,6 @@ class SatoriMathEnv(gym.Env):
         if not 0.0 <= restart_prob <= 1.0:
             raise ValueError(f"restart_prob must be in [0, 1], got {restart_prob!r}")
         self.restart_buffer, self.restart_prob = restart_buffer, float(restart_prob)
-        if restart_buffer is not None:
-            self._check_restart_buffer(restart_buffer)
 
         if max_prompt_tokens is None:
             max_prompt_tokens = self._size_prompt_window()
@@ -188,7 +187,7 @@ class SatoriMathEnv(gym.Env):
         else:
             self.observation_space = spaces.Sequence(spaces.Discrete(self.vocab_size), stack=True)
 
-        self._prompt_cache: dict[str, np.ndarray] = {}
+        self.prompt_cache: dict[str, np.ndarray] = {}  # encoded prompts by question; copies with this tokenizer and template may share it
         self._problem: Problem | None = None
         self._restart: RestartState | None = None
         self._tokens = np.empty(0, dtype=np.int64)
@@ -251,27 +250,23 @@ class SatoriMathEnv(gym.Env):
                 "max_prompt_tokens, or keep long states out of the buffer with RestartBuffer(max_prefix_tokens=...)"
             )
         if len(prefix):
-            self._check_ids(prefix)
+            self.check_ids(prefix)
         self._problem, self._restart = problem, restart
         self._tokens = np.full(self.width, self.pad_id, dtype=np.int64)
         self._tokens[: len(prompt)] = prompt
         self._tokens[len(prompt) : start] = prefix
         self._prompt_length, self._start, self._length = len(prompt), start, start
         self._actions = dict.fromkeys(META_ACTIONS, 0)
-        for token in prefix.tolist():
-            name = self._meta_ids.get(token)
-            if name is not None:
-                self._actions[name] += 1
+        self._count_actions(prefix.tolist())
         self._done = False
         self._verdict: str | None = None  # the rendered verdict line, once the episode ends
         self._skipped = skipped
-        return self._observation(), self._reset_info()
+        return self.observation(), self._reset_info()
 
     def step(self, action):
         """Append one token; see the class docstring for rewards and the end of an episode."""
         token = self._check_action(action)
-        ended = self._append([token])
-        return self._transition(ended)
+        return self._transition(self.append_tokens([token]))
 
     def step_tokens(self, tokens: Sequence[int] | np.ndarray):
         """Append many tokens at once; returns exactly what stepping them one by one returns
@@ -280,9 +275,12 @@ class SatoriMathEnv(gym.Env):
         Every token is checked before any is applied: an invalid token, or a token after the one
         that ends the episode, raises ``ValueError`` and leaves the state unchanged.
         """
-        ids = self._check_tokens(tokens)
-        ended = self._append(ids)
-        return self._transition(ended)
+        return self._transition(self.append_tokens(self.check_tokens(tokens)))
+
+    @property
+    def running(self) -> bool:
+        """An episode is under way (reset, and not yet ended)."""
+        return not self._done
 
     @property
     def tokens_left(self) -> int:
@@ -315,6 +313,18 @@ class SatoriMathEnv(gym.Env):
         return self._restart
 
     @property
+    def restart_buffer(self) -> RestartBuffer | None:
+        """The buffer restart states are drawn from (None: no restarts); assigning one checks
+        that it was built for this environment's tokenizer."""
+        return self._restart_buffer
+
+    @restart_buffer.setter
+    def restart_buffer(self, buffer: RestartBuffer | None) -> None:
+        if buffer is not None:
+            self._check_restart_buffer(buffer)
+        self._restart_buffer = buffer
+
+    @property
     def tokenizer_fingerprint(self) -> str:
         """The fingerprint of the environment's tokenizer (restart states must carry the same)."""
         return tokenizer_fingerprint(self.tokenizer)
@@ -338,19 +348,53 @@ class SatoriMathEnv(gym.Env):
             return None
         if self._problem is None:
             return ""
-        return render_ansi(self.template.format(self._problem.question), self._decode_completion(), verdict=self._verdict)
+        return render_ansi(self.template.format(self._problem.question), self.completion_text(), verdict=self._verdict)
 
-    # -- the MDP, in pieces the vector env reuses ----------------------------------------------
+    # -- the MDP in pieces ------------------------------------------------------------------------
+    # step() and step_tokens() are these, in order: check, append, and when the episode ended:
+    # completion_text, a verdict, episode_record, the reward terms, finish_episode. The vector
+    # env drives them itself to verify and score all copies' episodes in one batch.
 
-    def _append(self, ids: Sequence[int]) -> tuple[bool, bool] | None:
-        """Write ``ids`` (already checked); (terminated, truncated) when the episode ended."""
+    def check_tokens(self, tokens: Sequence[int] | np.ndarray) -> list[int]:
+        """``tokens`` as ids the running episode accepts, or ``ValueError`` (``RuntimeError``
+        when no episode runs): each id in the action space and allowed by :meth:`action_masks`,
+        none after the one that ends the episode."""
+        if self._done:
+            raise RuntimeError("the episode has ended (or never started): call reset() first")
+        ids = token_array(tokens, self.num_actions)
+        if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
+            raise TypeError(f"tokens must be a 1-D sequence of token ids, got {type(tokens).__name__} of shape {ids.shape}")
+        checked = self.check_ids(ids.astype(np.int64, copy=False))
+        room = self.tokens_left
+        ends = [i for i, token in enumerate(checked[:room]) if token in self.stop_ids]
+        last = ends[0] if ends else room - 1
+        if len(checked) > last + 1:
+            raise ValueError(
+                f"{len(checked) - last - 1} token(s) after the episode ends (at token {last} of {len(checked)}: "
+                f"{'a stop token' if ends else 'the token limit'}); pass only the tokens up to the end"
+            )
+        return checked
+
+    def check_ids(self, ids: np.ndarray) -> list[int]:
+        """Token ids (any shape, int64) as a list, each in the action space and allowed by
+        :meth:`action_masks`, or ``ValueError`` naming the first that is not."""
+        bad = (ids < 0) | (ids >= self.num_actions)
+        if bad.any():
+            token = int(ids[bad][0])
+            what = " (the padding token)" if token == self.pad_id else ""
+            raise ValueError(f"token id {token}{what} is outside the action space Discrete({self.num_actions})")
+        forbidden = ~self._action_mask[ids]
+        if forbidden.any():
+            raise ValueError(f"token id {int(ids[forbidden][0])} is the padding token; action_masks() lists the allowed ids")
+        return ids.tolist()
+
+    def append_tokens(self, ids: Sequence[int]) -> tuple[bool, bool] | None:
+        """Write checked ids (from :meth:`check_tokens`); ``(terminated, truncated)`` when the
+        episode ended with them, else None."""
         start = self._length
         self._tokens[start : start + len(ids)] = ids
         self._length = start + len(ids)
-        for token in ids:
-            name = self._meta_ids.get(token)
-            if name is not None:
-                self._actions[name] += 1
+        self._count_actions(ids)
         terminated = ids[-1] in self.stop_ids if len(ids) else False
         truncated = not terminated and (
             self._length - self._start >= self.max_new_tokens or self._length >= self.width
@@ -360,16 +404,16 @@ class SatoriMathEnv(gym.Env):
             return terminated, truncated
         return None
 
-    def _transition(self, ended: tuple[bool, bool] | None):
-        if ended is None:
-            return self._observation(), 0.0, False, False, {}
-        completion = self._decode_completion()
-        verifier = self.verifier or default_verifier()
-        episode = self._episode(ended, completion, verifier.check(completion, self._problem.answer))
-        return self._finish(ended, episode, self.reward_spec(episode))
+    def completion_text(self) -> str:
+        """The text after the problem's prompt (a restart prefix included), without a final stop
+        token: what the verifier judges. Decoded on each call (an episode decodes it once)."""
+        generated = self._tokens[self._prompt_length : self._length].tolist()
+        if generated and generated[-1] in self.stop_ids:
+            generated = generated[:-1]
+        return self.tokenizer.decode(generated, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
-    def _episode(self, ended: tuple[bool, bool], completion: str, verdict: Verdict) -> Episode:
-        """The episode that just ended, as reward terms see it."""
+    def episode_record(self, ended: tuple[bool, bool], completion: str, verdict: Verdict) -> Episode:
+        """The episode that just ended, as reward terms see it, given its verdict."""
         return Episode(
             problem=self._problem,
             completion=completion,
@@ -382,8 +426,9 @@ class SatoriMathEnv(gym.Env):
             reflect_status=0 if self._restart is None else self._restart.reflect_status,
         )
 
-    def _finish(self, ended: tuple[bool, bool], episode: Episode, terms: dict[str, float]):
-        """The last transition of an episode, given the values of its reward terms."""
+    def finish_episode(self, ended: tuple[bool, bool], episode: Episode, terms: dict[str, float]):
+        """The last transition of an episode, ``(observation, reward, terminated, truncated,
+        info)``, given the values of its reward terms; reports the outcome to the curriculum."""
         terminated, truncated = ended
         if self._arm is not None:  # an episode the curriculum served: tell it how it went
             self.source.update(self._arm, episode.correct)
@@ -407,14 +452,42 @@ class SatoriMathEnv(gym.Env):
             "num_new_tokens": episode.num_tokens,
             "trajectory": Trajectory(self._problem, tuple(response), episode.correct, finished=terminated),
         }
-        return self._observation(), reward, terminated, truncated, info
+        return self.observation(), reward, terminated, truncated, info
 
-    # -- helpers ---------------------------------------------------------------------------------
-
-    def _observation(self):
+    def observation(self):
+        """The current observation (a copy), in the environment's ``observation_mode``."""
         if self.observation_mode == "tokens":
             return self._tokens[: self._length].copy()
         return {"tokens": self._tokens.copy(), "length": np.array([self._length], dtype=np.int64)}
+
+    @property
+    def token_buffer(self) -> np.ndarray:
+        """The whole right-padded token buffer of the current state, ``(width,)``, read-only (no
+        copy: a vector env stacks these into its batched observation)."""
+        view = self._tokens.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def length(self) -> int:
+        """Tokens in the current state (prompt, restart prefix, tokens written)."""
+        return self._length
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _transition(self, ended: tuple[bool, bool] | None):
+        if ended is None:
+            return self.observation(), 0.0, False, False, {}
+        completion = self.completion_text()
+        verifier = self.verifier or default_verifier()
+        episode = self.episode_record(ended, completion, verifier.check(completion, self._problem.answer))
+        return self.finish_episode(ended, episode, self.reward_spec(episode))
+
+    def _count_actions(self, ids: Sequence[int]) -> None:
+        for token in ids:
+            name = self._meta_ids.get(token)
+            if name is not None:
+                self._actions[name] += 1
 
     def _reset_info(self) -> dict[str, Any]:
         problem = self._problem
@@ -433,19 +506,13 @@ class SatoriMathEnv(gym.Env):
             },
         }
 
-    def _decode_completion(self) -> str:
-        generated = self._tokens[self._prompt_length : self._length].tolist()
-        if generated and generated[-1] in self.stop_ids:
-            generated = generated[:-1]
-        return self.tokenizer.decode(generated, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-
     def _encode_prompt(self, problem: Problem) -> np.ndarray:
-        prompt = self._prompt_cache.get(problem.question)
+        prompt = self.prompt_cache.get(problem.question)
         if prompt is None:
-            if len(self._prompt_cache) >= _PROMPT_CACHE_SIZE:
-                self._prompt_cache.clear()
+            if len(self.prompt_cache) >= _PROMPT_CACHE_SIZE:
+                self.prompt_cache.clear()
             prompt = np.asarray(self.tokenizer.encode(self.template.format(problem.question)), dtype=np.int64)
-            self._prompt_cache[problem.question] = prompt
+            self.prompt_cache[problem.question] = prompt
         if len(prompt) > self.max_prompt_tokens or len(prompt) >= self.width:
             raise ValueError(
                 f"the prompt of problem {problem.id} is {len(prompt)} tokens, more than the prompt "
@@ -513,49 +580,7 @@ class SatoriMathEnv(gym.Env):
             action = action.item()
         if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
             raise TypeError(f"an action is one token id (an int), got {type(action).__name__}: {brief(action)}")
-        return self._check_ids(token_array([action], self.num_actions).astype(np.int64))[0]
-
-    def _check_tokens(self, tokens) -> list[int]:
-        if self._done:
-            raise RuntimeError("the episode has ended (or never started): call reset() first")
-        ids = token_array(tokens, self.num_actions)
-        if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
-            raise TypeError(f"tokens must be a 1-D sequence of token ids, got {type(tokens).__name__} of shape {ids.shape}")
-        checked = self._check_ids(ids.astype(np.int64, copy=False))
-        room = self.tokens_left
-        ends = [i for i, token in enumerate(checked[:room]) if token in self.stop_ids]
-        last = ends[0] if ends else room - 1
-        if len(checked) > last + 1:
-            raise ValueError(
-                f"{len(checked) - last - 1} token(s) after the episode ends (at token {last} of {len(checked)}: "
-                f"{'a stop token' if ends else 'the token limit'}); pass only the tokens up to the end"
-            )
-        return checked
-
-    def _check_ids(self, ids: np.ndarray) -> list[int]:
-        bad = (ids < 0) | (ids >= self.num_actions)
-        if bad.any():
-            token = int(ids[bad][0])
-            what = " (the padding token)" if token == self.pad_id else ""
-            raise ValueError(f"token id {token}{what} is outside the action space Discrete({self.num_actions})")
-        forbidden = ~self._action_mask[ids]
-        if forbidden.any():
-            raise ValueError(f"token id {int(ids[forbidden][0])} is the padding token; action_masks() lists the allowed ids")
-        return ids.tolist()
-
-
-def token_array(tokens: Any, num_actions: int) -> np.ndarray:
-    """``tokens`` as a NumPy array; an id that int64 cannot hold (NumPy would raise
-    OverflowError, or silently turn the list into floats or wrap it negative) is the env's usual
-    ``ValueError`` naming the id."""
-    if isinstance(tokens, (list, tuple)):
-        huge = next((t for t in tokens if isinstance(t, int) and not -(2**63) <= t < 2**63), None)
-        if huge is not None:
-            raise ValueError(f"token id {brief(huge)} is outside the action space Discrete({num_actions})")
-    ids = np.asarray(tokens)
-    if ids.dtype.kind == "u" and ids.size and int(ids.max()) >= num_actions:  # would wrap to negative as int64
-        raise ValueError(f"token id {int(ids.max())} is outside the action space Discrete({num_actions})")
-    return ids
+        return self.check_ids(token_array([action], self.num_actions).astype(np.int64))[0]
 
 
 def _positive_int(name: str, value: Any) -> int:

@@ -206,20 +206,21 @@ def _number(term: str, value: Any) -> float:
     return number
 
 
-def _satori(scorer: Scorer | None) -> RewardSpec:
-    terms: dict[str, tuple[RewardTerm, float]] = {"rule": (rule_reward, 1.0), "reflection": (ReflectionBonus(0.5), 1.0)}
+def _satori(scorer: Scorer | None, bonus_scale: float) -> RewardSpec:
+    terms: dict[str, tuple[RewardTerm, float]] = {"rule": (rule_reward, 1.0), "reflection": (ReflectionBonus(bonus_scale), 1.0)}
     if scorer is not None:
         terms["preference"] = (PreferenceBonus(scorer), 1.0)
     return RewardSpec(terms)
 
 
-REWARD_PRESETS: dict[str, Callable[[Scorer | None], RewardSpec]] = {
+REWARD_PRESETS: dict[str, Callable[[Scorer | None, float], RewardSpec]] = {
     "satori": _satori,
-    "binary": lambda scorer: RewardSpec({"correct": (binary_reward, 1.0)}),
+    "binary": lambda scorer, bonus_scale: RewardSpec({"correct": (binary_reward, 1.0)}),
 }
+"""Preset name -> builder ``(scorer, bonus_scale) -> RewardSpec``."""
 
 
-def _term(name: str, entry: Any, scorer: Scorer | None) -> tuple[RewardTerm, float]:
+def _term(name: str, entry: Any, scorer: Scorer | None, bonus_scale: float) -> tuple[RewardTerm, float]:
     if isinstance(entry, tuple):
         if len(entry) == 2 and callable(entry[0]) and isinstance(entry[1], (int, float)):
             return entry[0], float(entry[1])
@@ -233,14 +234,21 @@ def _term(name: str, entry: Any, scorer: Scorer | None) -> tuple[RewardTerm, flo
             return PreferenceBonus(scorer), float(entry)
         if name not in TERMS:
             raise ValueError(f"unknown reward term {name!r}; valid names: {sorted([*TERMS, 'preference'])}, or give (callable, weight)")
-        return TERMS[name](), float(entry)
+        return (ReflectionBonus(bonus_scale) if name == "reflection" else TERMS[name]()), float(entry)
     raise TypeError(f"reward term {name!r} must be a weight, a callable or (callable, weight), got {entry!r:.80}")
 
 
-def make_reward(reward: str | Iterable[str] | Mapping[str, Any] | RewardSpec | None, scorer: Scorer | None = None) -> RewardSpec:
+def make_reward(
+    reward: str | Iterable[str] | Mapping[str, Any] | RewardSpec | None,
+    scorer: Scorer | None = None,
+    bonus_scale: float = 0.5,
+) -> RewardSpec:
     """The :class:`RewardSpec` for ``reward``: None ("satori"), a preset name, a list of term
-    names, a dict of term name -> weight / callable / (callable, weight), or a RewardSpec.
-    ``scorer`` is the outcome reward model for the preference bonus."""
+    names, a dict of term name -> weight / callable / (callable, weight), or a RewardSpec (as
+    it is). ``scorer`` is the outcome reward model for the preference bonus; ``bonus_scale``
+    the scale of the reflection bonus a preset or a ``"reflection"`` term gets (Satori: 0.5)."""
+    if isinstance(bonus_scale, bool) or not isinstance(bonus_scale, (int, float)) or not bonus_scale >= 0:
+        raise ValueError(f"bonus_scale must be a number >= 0, got {bonus_scale!r}")
     if reward is None:
         reward = "satori"
     if isinstance(reward, RewardSpec):
@@ -248,9 +256,9 @@ def make_reward(reward: str | Iterable[str] | Mapping[str, Any] | RewardSpec | N
     if isinstance(reward, str):
         if reward not in REWARD_PRESETS:
             raise ValueError(f"unknown reward {reward!r}; valid presets: {sorted(REWARD_PRESETS)}, or a list/dict of terms")
-        return REWARD_PRESETS[reward](scorer)
+        return REWARD_PRESETS[reward](scorer, bonus_scale)
     if isinstance(reward, Mapping):
-        return RewardSpec({name: _term(name, entry, scorer) for name, entry in reward.items()})
+        return RewardSpec({name: _term(name, entry, scorer, bonus_scale) for name, entry in reward.items()})
     if isinstance(reward, Iterable):
-        return RewardSpec({name: _term(name, 1.0, scorer) for name in reward})
+        return RewardSpec({name: _term(name, 1.0, scorer, bonus_scale) for name in reward})
     raise TypeError(f"reward must be None, a preset name, a list or dict of terms, or a RewardSpec; got {type(reward).__name__}")

@@ -31,7 +31,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from satori_env.curriculum import Curriculum
-from satori_env.env import SatoriMathEnv, token_array
+from satori_env.env import SatoriMathEnv
+from satori_env.tokens import cut_after_stop, token_array
 from satori_env.verifier import default_verifier
 
 __all__ = ["SatoriMathVectorEnv"]
@@ -66,7 +67,7 @@ class SatoriMathVectorEnv(VectorEnv):
         }
         self.envs = [first] + [SatoriMathEnv(**{**env_kwargs, **shared}) for _ in range(num_envs - 1)]
         for env in self.envs[1:]:  # same tokenizer and template: one cache of encoded prompts
-            env._prompt_cache = first._prompt_cache
+            env.prompt_cache = first.prompt_cache
         self.num_envs = num_envs
         self.render_mode = first.render_mode
         self.single_observation_space = first.observation_space
@@ -78,6 +79,28 @@ class SatoriMathVectorEnv(VectorEnv):
     @property
     def tokenizer(self):
         return self.envs[0].tokenizer
+
+    @property
+    def restart_buffer(self):
+        """The restart buffer all copies draw from (None without one); assigning one gives it to
+        every copy (checked against their tokenizer)."""
+        return self.envs[0].restart_buffer
+
+    @restart_buffer.setter
+    def restart_buffer(self, buffer) -> None:
+        for env in self.envs:
+            env.restart_buffer = buffer
+
+    def rng_states(self) -> list[dict[str, Any]]:
+        """Each copy's generator state (JSON-able), for a checkpoint."""
+        return [env.np_random.bit_generator.state for env in self.envs]
+
+    def set_rng_states(self, states: Sequence[dict[str, Any]]) -> None:
+        """Restore what :meth:`rng_states` returned: the copies draw exactly as they would have."""
+        if len(states) != self.num_envs:
+            raise ValueError(f"set_rng_states got {len(states)} states for {self.num_envs} environments")
+        for env, state in zip(self.envs, states):
+            env.np_random.bit_generator.state = state
 
     @property
     def curriculum(self):
@@ -111,14 +134,46 @@ class SatoriMathVectorEnv(VectorEnv):
             infos = self._add_info(infos, info, i)
         return self._observations(), infos
 
+    def reset_groups(self, group_size: int, starts: Sequence[dict[str, Any] | None] | None = None):
+        """Reset every copy in groups of ``group_size`` consecutive copies that share a start
+        (GRPO-style groups, or ``k`` samples per problem in an evaluation).
+
+        Group ``g`` starts from ``starts[g]`` (reset options: ``{"problem": p}`` or
+        ``{"restart_state": s}``) when given; otherwise its first copy draws as a plain
+        ``reset()`` does (a restart state, or a problem from the tasks or the curriculum) and the
+        other copies take the same start, counted for the same curriculum arm. Returns what
+        :meth:`reset` returns.
+        """
+        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1 or self.num_envs % group_size:
+            raise ValueError(f"group_size must divide the number of environments ({self.num_envs}), got {group_size!r}")
+        groups = self.num_envs // group_size
+        starts = [None] * groups if starts is None else list(starts)
+        if len(starts) != groups:
+            raise ValueError(f"reset_groups got {len(starts)} starts for {groups} groups of {group_size}")
+        infos = {}
+        for group, start in enumerate(starts):
+            lead = group * group_size
+            for i in range(lead, lead + group_size):
+                _, info = self.envs[i].reset(options=start)
+                infos = self._add_info(infos, info, i)
+                if start is None:
+                    start = self._start_of(self.envs[lead])
+        return self._observations(), infos
+
+    @property
+    def tokens(self) -> list[np.ndarray]:
+        """Each copy's current token ids (prompt, restart prefix, tokens written), copies: the
+        prompts an engine continues."""
+        return [env.tokens for env in self.envs]
+
     def step(self, actions):
         """One token per copy: ``actions`` has shape ``(num_envs,)``."""
         actions = token_array(actions, self.envs[0].num_actions)
         if actions.shape != (self.num_envs,) or not np.issubdtype(actions.dtype, np.integer):
             raise ValueError(f"actions must be {self.num_envs} token ids, got an array of shape {actions.shape} and dtype {actions.dtype}")
-        if any(env._done for env in self.envs):
+        if not all(env.running for env in self.envs):
             raise RuntimeError("a copy has no running episode: call reset() first")
-        checked = self.envs[0]._check_ids(actions.astype(np.int64, copy=False))
+        checked = self.envs[0].check_ids(actions.astype(np.int64, copy=False))
         return self._advance([(token,) for token in checked])
 
     def step_tokens(self, tokens: Sequence[Sequence[int]] | np.ndarray):
@@ -132,7 +187,7 @@ class SatoriMathVectorEnv(VectorEnv):
         if len(tokens) != self.num_envs:
             raise ValueError(f"step_tokens needs one token sequence per environment ({self.num_envs}), got {len(tokens)}")
         rows = [self._trim(token_array(row, self.envs[0].num_actions)) for row in tokens]
-        checked = [env._check_tokens(row) for env, row in zip(self.envs, rows)]
+        checked = [env.check_tokens(row) for env, row in zip(self.envs, rows)]
         return self._advance(checked)
 
     def action_masks(self) -> np.ndarray:
@@ -148,33 +203,41 @@ class SatoriMathVectorEnv(VectorEnv):
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _trim(self, row: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _start_of(env: SatoriMathEnv) -> dict[str, Any]:
+        """Reset options that start another copy where ``env`` just started."""
+        if env.restart_state is not None:
+            return {"restart_state": env.restart_state}
+        return {"problem": env.problem, "curriculum_arm": env.curriculum_arm}
+
+    def _trim(self, row: np.ndarray) -> list[int]:
+        """A generated row up to its first stop token; without one, less its trailing padding."""
         env = self.envs[0]
-        stops = np.flatnonzero(np.isin(row, list(env.stop_ids)))
-        if stops.size:
-            return row[: stops[0] + 1]
-        keep = len(row)
-        while keep and row[keep - 1] == env.pad_id:
+        ids = cut_after_stop(row, env.stop_ids)
+        if ids and ids[-1] in env.stop_ids:
+            return ids
+        keep = len(ids)
+        while keep and ids[keep - 1] == env.pad_id:
             keep -= 1
-        return row[:keep]
+        return ids[:keep]
 
     def _advance(self, chunks: list[Sequence[int]]):
-        ended = [env._append(chunk) for env, chunk in zip(self.envs, chunks)]
+        ended = [env.append_tokens(chunk) for env, chunk in zip(self.envs, chunks)]
         finished = [i for i, end in enumerate(ended) if end is not None]
-        completions = {i: self.envs[i]._decode_completion() for i in finished}
+        completions = {i: self.envs[i].completion_text() for i in finished}
         verifier = self.envs[0].verifier or default_verifier()
-        verdicts = verifier.check_batch([(completions[i], self.envs[i]._problem.answer) for i in finished])
+        verdicts = verifier.check_batch([(completions[i], self.envs[i].problem.answer) for i in finished])
         verdict_of = dict(zip(finished, verdicts))
 
         infos = {}
         rewards = np.zeros(self.num_envs, dtype=np.float64)
         terminated = np.zeros(self.num_envs, dtype=bool)
         truncated = np.zeros(self.num_envs, dtype=bool)
-        episodes = [self.envs[i]._episode(ended[i], completions[i], verdict_of[i]) for i in finished]
+        episodes = [self.envs[i].episode_record(ended[i], completions[i], verdict_of[i]) for i in finished]
         terms_of = dict(zip(finished, self.envs[0].reward_spec.batch(episodes)))  # one scorer call
         for i, episode in zip(finished, episodes):
             env = self.envs[i]
-            final_obs, rewards[i], terminated[i], truncated[i], final_info = env._finish(ended[i], episode, terms_of[i])
+            final_obs, rewards[i], terminated[i], truncated[i], final_info = env.finish_episode(ended[i], episode, terms_of[i])
             if self.metadata["autoreset_mode"] is AutoresetMode.DISABLED:
                 infos = self._add_info(infos, final_info, i)
                 continue
@@ -187,7 +250,7 @@ class SatoriMathVectorEnv(VectorEnv):
         """The batched observation, built straight from the copies' token buffers."""
         if isinstance(self.single_observation_space, spaces.Dict):
             return {
-                "tokens": np.stack([env._tokens for env in self.envs]),
-                "length": np.array([[env._length] for env in self.envs], dtype=np.int64),
+                "tokens": np.stack([env.token_buffer for env in self.envs]),
+                "length": np.array([[env.length] for env in self.envs], dtype=np.int64),
             }
-        return tuple(env._observation() for env in self.envs)
+        return tuple(env.observation() for env in self.envs)

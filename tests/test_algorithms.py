@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from agents.algorithms import ALGORITHMS, GRPO, PPO, RLOO, Minibatch, ReinforcePlusPlus
+from agents.algorithms import ALGORITHMS, GRPO, PPO, RLOO, Minibatch, ReinforcePlusPlus, Scores
 from agents.algorithms.core import group_moments, policy_loss_with_kl
 from agents.algorithms.grpo import grpo_advantages
 from agents.algorithms.reinforce_pp import discounted_returns
@@ -52,13 +52,13 @@ def test_discounted_returns_by_hand():
     assert torch.allclose(discounted_returns(rewards, mask, 0.5), torch.tensor([[0.0, -0.1 - 0.1 + 0.25, -0.2 + 0.5, 1.0, 0.0]]))
 
 
-def _rollout(rewards, mask, old_logprobs=None, ref_logprobs=None, group=None):
+def _rollout(rewards, mask, group=None):
     batch = len(rewards)
     width = mask.shape[1] + 1
     return Rollout(
         tokens=torch.zeros(batch, width, dtype=torch.long), attention_mask=torch.ones(batch, width, dtype=torch.long),
         action_mask=mask, rewards=torch.as_tensor(rewards), group=torch.arange(batch) // 2 if group is None else group,
-        infos=[], trajectories=[], old_logprobs=old_logprobs, ref_logprobs=ref_logprobs,
+        truncated=torch.zeros(batch, dtype=torch.bool), infos=[], trajectories=[],
     )
 
 
@@ -70,12 +70,12 @@ def test_reinforce_pp_puts_token_kl_in_the_reward_and_normalises_globally():
     mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
     old = torch.tensor([[-1.0, -1.0, 0.0], [-1.0, -1.0, -1.0]])
     ref = old - torch.tensor([[0.5, 0.0, 0.0], [0.0, 0.0, 1.0]])  # log pi - log pi_ref
-    rollout = _rollout([1.0, 0.0], mask, old, ref)
-    _algorithm(ReinforcePlusPlus, kl_coef=0.1).prepare(rollout)
+    rollout = _rollout([1.0, 0.0], mask)
+    prepared = _algorithm(ReinforcePlusPlus, kl_coef=0.1).prepare(rollout, Scores(old_logprobs=old, ref_logprobs=ref))
     # per-token rewards: [-0.05, 1, .] and [0, 0, -0.1]; reward-to-go: [0.95, 1.0] and [-0.1, -0.1, -0.1]
     returns = torch.tensor([0.95, 1.0, -0.1, -0.1, -0.1])
     expected = (returns - returns.mean()) / returns.std(unbiased=False)
-    got = rollout.extra["advantages"][mask.bool()]
+    got = prepared.advantages[mask.bool()]
     assert torch.allclose(got, expected, atol=1e-4)
 
 
@@ -83,16 +83,19 @@ def test_rloo_puts_the_sequence_kl_in_the_reward():
     mask = torch.ones(2, 2)
     old = torch.zeros(2, 2)
     ref = torch.tensor([[-1.0, -1.0], [0.0, 0.0]])  # episode 0 drifted: summed k1 KL 2
-    rollout = _rollout([1.0, 1.0], mask, old, ref)
-    _algorithm(RLOO, kl_coef=0.25).prepare(rollout)
+    prepared = _algorithm(RLOO, kl_coef=0.25).prepare(_rollout([1.0, 1.0], mask), Scores(old_logprobs=old, ref_logprobs=ref))
     # rewards 1 - 0.5 = 0.5 and 1: advantages -0.5 and +0.5 on every token
-    assert rollout.extra["advantages"].tolist() == [[-0.5, -0.5], [0.5, 0.5]]
+    assert prepared.advantages.tolist() == [[-0.5, -0.5], [0.5, 0.5]] and prepared.returns is None
 
 
 def test_grpo_loss_adds_the_k3_kl_to_the_reference():
     mask = torch.ones(1, 2)
     logprobs = torch.tensor([[-1.0, -2.0]])
-    batch = Minibatch(action_mask=mask, old_logprobs=logprobs, advantages=torch.ones(1, 2), ref_logprobs=torch.tensor([[-1.5, -2.0]]))
+    tokens = torch.zeros(1, 3, dtype=torch.long)
+    batch = Minibatch(
+        tokens=tokens, attention_mask=torch.ones_like(tokens), action_mask=mask, advantages=torch.ones(1, 2),
+        old_logprobs=logprobs, ref_logprobs=torch.tensor([[-1.5, -2.0]]),
+    )
     outputs = TokenOutputs(logprobs=logprobs, entropy=None, values=None)
     without, _ = policy_loss_with_kl(outputs, batch, clip=0.2, kl_coef=0.0)
     with_kl, stats = policy_loss_with_kl(outputs, batch, clip=0.2, kl_coef=0.1)
@@ -152,14 +155,46 @@ def test_an_unscored_single_step_update_equals_the_scored_one(tmp_path):
     mask = torch.zeros(8, 6)
     mask[:, 2:] = 1
     gradients = []
+    rollout = Rollout(tokens, torch.ones_like(tokens), mask, REWARDS.clone(), GROUPS.clone(), torch.zeros(8, dtype=torch.bool), [], [])
     for scored in (True, False):
         policy = ActorCritic(AutoModelForCausalLM.from_pretrained(tmp_path / "policy"), "none")
-        rollout = Rollout(tokens, torch.ones_like(tokens), mask, REWARDS.clone(), GROUPS.clone(), [], [])
+        algorithm = GRPO(policy, config)
+        assert not algorithm.needs_scoring(8) and algorithm.score(rollout) == Scores()  # nothing to score
+        scores = None
         if scored:
             with torch.no_grad():
-                rollout.old_logprobs = policy(tokens, torch.ones_like(tokens), config.temperature, with_entropy=False, with_values=False).logprobs
-        metrics = GRPO(policy, config).update(rollout)  # one optimiser step: its gradient stays in .grad
+                scores = Scores(old_logprobs=policy(tokens, torch.ones_like(tokens), config.temperature, with_entropy=False, with_values=False).logprobs)
+        metrics = algorithm.update(rollout, scores)  # one optimiser step: its gradient stays in .grad
         assert metrics["train/clip_fraction"] == 0.0
         gradients.append(torch.cat([p.grad.flatten() for p in policy.actor_parameters()]))
     assert gradients[0].abs().max() > 1e-3  # the rewards differ within the groups: there is a gradient
     torch.testing.assert_close(gradients[0], gradients[1], rtol=1e-4, atol=1e-7)
+
+
+def test_the_algorithm_scores_what_its_update_needs(tmp_path):
+    """Scoring belongs to the algorithm: old log-probabilities, the critic's values, and the
+    reference's log-probabilities only when kl_coef > 0; a rollout record is never modified."""
+    import dataclasses
+
+    from transformers import AutoModelForCausalLM
+
+    from agents.policy import ActorCritic
+    from tests.helpers import toy_policy
+
+    toy_policy(tmp_path / "policy")
+    tokens = torch.randint(0, 10, (8, 7), generator=torch.Generator().manual_seed(1))
+    mask = torch.zeros(8, 6)
+    mask[:, 2:] = 1
+    rollout = Rollout(tokens, torch.ones_like(tokens), mask, REWARDS.clone(), GROUPS.clone(), torch.zeros(8, dtype=torch.bool), [], [])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rollout.rewards = torch.zeros(8)
+    for cls, critic, kl_coef in ((PPO, "shared", 0.0), (GRPO, "none", 0.05)):
+        policy = ActorCritic(AutoModelForCausalLM.from_pretrained(tmp_path / "policy"), critic)
+        config = TrainConfig(episodes_per_iteration=8, minibatch_size=4, micro_batch_size=4, kl_coef=kl_coef, bf16=False)
+        scores = cls(policy, config).score(rollout)
+        assert scores.old_logprobs.shape == mask.shape
+        assert (scores.values is not None) == (cls is PPO) and (scores.ref_logprobs is not None) == (kl_coef > 0)
+        if scores.ref_logprobs is not None:  # the reference is the starting policy: same numbers
+            torch.testing.assert_close(scores.ref_logprobs, scores.old_logprobs)
+        metrics = cls(policy, config).update(rollout)
+        assert metrics["perf/score_seconds"] > 0 and "train/grad_norm" in metrics

@@ -164,3 +164,13 @@ def test_terms_may_return_bools_and_numpy_numbers():
 
     spec = make_reward({"right": (lambda e: e.correct, 1.0), "half": (lambda e: np.float32(0.5), 2.0)})
     assert spec(episode()) == {"right": 1.0, "half": 1.0}
+
+
+def test_make_reward_sets_the_reflection_bonus_scale():
+    restarted_and_fixed = episode(correct=True, reflect_status=-1)
+    assert make_reward("satori", bonus_scale=0.2)(restarted_and_fixed)["reflection"] == pytest.approx(0.2)
+    assert make_reward(["rule", "reflection"], bonus_scale=1.0)(restarted_and_fixed)["reflection"] == 1.0
+    assert make_reward({"reflection": 2.0}, bonus_scale=0.25)(restarted_and_fixed)["reflection"] == 0.5
+    assert make_reward("satori")(restarted_and_fixed)["reflection"] == 0.5  # Satori's default
+    with pytest.raises(ValueError, match="bonus_scale must be a number >= 0"):
+        make_reward("satori", bonus_scale=-1)

@@ -1,23 +1,29 @@
 """The interface every RL algorithm implements, the update loop they share, and the registry.
 
-An algorithm gets a :class:`~agents.rollout.Rollout` (tokens, masks, the environment's
-rewards, ``group`` ids of episodes that share a start, and the learner's ``old_logprobs`` /
-``values`` (when ``uses_critic``) / ``ref_logprobs`` (when ``kl_coef > 0``)) and returns a dict
-of ``train/*`` metrics (means over the minibatches), which the trainer logs to TensorBoard.
-Subclasses write the math in two methods:
+:meth:`Algorithm.update` takes one iteration's :class:`~agents.rollout.Rollout` (what the
+environment produced: tokens, masks, episode rewards, ``group`` ids of episodes that share a
+start, ``truncated``) through three steps, in order:
 
-* :meth:`Algorithm.prepare`: per-token ``advantages`` (and ``returns`` for a critic) from the
-  rollout, stored in ``rollout.extra``;
-* :meth:`Algorithm.loss`: the loss of a minibatch given the policy's fresh outputs.
+1. **score** (shared, :meth:`Algorithm.score`): the learner's view of the rollout as
+   :class:`Scores`: old log-probabilities, the critic's values (when ``uses_critic``) and the
+   reference policy's log-probabilities (when ``kl_coef > 0``), each only when needed;
+2. **prepare** (the algorithm): per-token :class:`Advantages` (and ``returns`` for a critic)
+   from the rollout and its scores;
+3. **optimise** (shared): ``ppo_epochs`` passes of minibatches, each a :class:`Minibatch` of
+   named tensors, gradients accumulated over micro-batches token-weighted, the algorithm's
+   :meth:`Algorithm.loss` on each, gradient-norm clipping, the optimiser step.
 
-:meth:`Algorithm.update` runs the epochs, minibatches and gradient accumulation, clips the
-gradient norm and steps the optimiser. Class attributes say what the rollout needs:
-``uses_critic`` (values), ``needs_groups`` (``group_size`` >= 2, default 8).
+It returns the ``train/*`` metrics (means over the minibatches) that the trainer logs to
+TensorBoard. An algorithm subclass writes the math only (``prepare`` and ``loss``); class
+attributes say what it needs: ``uses_critic`` (values), ``needs_groups`` (``group_size`` >= 2,
+default 8). It knows nothing of engines or of how the rollout was made.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
+from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,7 +33,7 @@ from agents.device import autocast, padded_length
 from agents.policy import ActorCritic, TokenOutputs
 from agents.rollout import Rollout
 
-__all__ = ["ALGORITHMS", "Algorithm", "Minibatch", "register"]
+__all__ = ["ALGORITHMS", "Advantages", "Algorithm", "Minibatch", "Scores", "register"]
 
 ALGORITHMS: dict[str, type[Algorithm]] = {}
 
@@ -38,19 +44,50 @@ def register(cls: type[Algorithm]) -> type[Algorithm]:
     return cls
 
 
-class Minibatch(dict):
-    """Rows of a rollout's tensors (``tokens``, ``attention_mask``, ``action_mask``,
-    ``old_logprobs``, ``advantages``, and ``returns`` / ``values`` / ``ref_logprobs`` when present)."""
+@dataclass(frozen=True)
+class Scores:
+    """The learner's view of a rollout, each ``(B, T - 1)`` and aligned with ``action_mask``.
 
-    def __getattr__(self, name: str) -> torch.Tensor:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    Attributes:
+        old_logprobs: log-probabilities of the written tokens under the policy that wrote them;
+            None when scoring was skipped (one optimiser step on the whole rollout: the update
+            then uses its own, detached, and the ratio is 1).
+        values: the critic's values (algorithms with ``uses_critic``), else None.
+        ref_logprobs: the reference policy's log-probabilities (``kl_coef > 0``), else None.
+    """
+
+    old_logprobs: torch.Tensor | None = None
+    values: torch.Tensor | None = None
+    ref_logprobs: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Advantages:
+    """What :meth:`Algorithm.prepare` returns: per-token ``advantages`` ``(B, T - 1)``, and the
+    critic's target ``returns`` for algorithms with a critic."""
+
+    advantages: torch.Tensor
+    returns: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Minibatch:
+    """Rows of a rollout for one forward/backward pass, on the learner's device, without the
+    columns that are padding in every row. ``tokens`` and ``attention_mask`` are ``(b, t)``;
+    the rest are per-token ``(b, t - 1)``, aligned with the token written next."""
+
+    tokens: torch.Tensor
+    attention_mask: torch.Tensor
+    action_mask: torch.Tensor
+    advantages: torch.Tensor
+    old_logprobs: torch.Tensor | None = None
+    returns: torch.Tensor | None = None
+    values: torch.Tensor | None = None
+    ref_logprobs: torch.Tensor | None = None
 
 
 class Algorithm:
-    """Base class: the shared update loop. See the module docstring.
+    """Base class: scoring and the shared update loop. See the module docstring.
 
     Args:
         policy: the actor-critic being trained.
@@ -78,6 +115,7 @@ class Algorithm:
         self.optimizer = torch.optim.AdamW(groups, weight_decay=0.0, betas=(0.9, 0.95), eps=1e-8)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 1.0)
         self.rng = np.random.default_rng(config.seed)
+        self._reference: torch.nn.Module | None = None  # a frozen copy of the starting policy, made at first use
 
     @property
     def uses_reference(self) -> bool:
@@ -85,42 +123,78 @@ class Algorithm:
         return self.config.kl_coef > 0
 
     def needs_scoring(self, num_episodes: int) -> bool:
-        """Whether the learner must score a rollout of ``num_episodes`` before :meth:`update`:
-        for the critic's values, the reference's log-probabilities, or old log-probabilities
-        when the rollout serves several optimiser steps. With one optimiser step on the whole
-        rollout the policy being updated is the one that was scored, so the old
-        log-probabilities are the fresh ones, detached (the ratio is 1), and the scoring pass
-        is skipped."""
+        """Whether a rollout of ``num_episodes`` must be scored before it is optimised on: for
+        the critic's values, the reference's log-probabilities, or old log-probabilities when
+        the rollout serves several optimiser steps. With one optimiser step on the whole
+        rollout the policy being updated is the one that wrote it, so the old log-probabilities
+        are the fresh ones, detached (the ratio is 1), and the scoring pass is skipped."""
         config = self.config
         return self.uses_critic or self.uses_reference or config.ppo_epochs > 1 or config.minibatch_size < num_episodes
 
     # -- the math (subclasses) -------------------------------------------------------------------
 
-    def prepare(self, rollout: Rollout) -> None:
-        """Compute ``rollout.extra["advantages"]`` (and ``["returns"]``), each ``(B, T - 1)``."""
+    def prepare(self, rollout: Rollout, scores: Scores) -> Advantages:
+        """Per-token advantages (and returns, for a critic) of ``rollout``, each ``(B, T - 1)``."""
         raise NotImplementedError
 
     def loss(self, outputs: TokenOutputs, batch: Minibatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The minibatch loss (token-averaged) and detached statistics to log."""
         raise NotImplementedError
 
-    # -- the loop (shared) ------------------------------------------------------------------------
+    # -- score, prepare, optimise (shared) ---------------------------------------------------------
 
-    def update(self, rollout: Rollout) -> dict[str, float]:
-        """Prepare advantages, then ``ppo_epochs`` passes of minibatch updates."""
-        self.prepare(rollout)
+    def update(self, rollout: Rollout, scores: Scores | None = None) -> dict[str, float]:
+        """Score ``rollout`` (unless ``scores`` are given), prepare its advantages, then
+        ``ppo_epochs`` passes of minibatch updates. Returns ``train/*`` metrics and
+        ``perf/score_seconds``."""
+        started = time.perf_counter()
+        scores = self.score(rollout) if scores is None else scores
+        scored = time.perf_counter()
+        targets = self.prepare(rollout, scores)
+        metrics = self._optimise(rollout, scores, targets)
+        metrics["perf/score_seconds"] = scored - started
+        return metrics
+
+    @torch.no_grad()
+    def score(self, rollout: Rollout) -> Scores:
+        """The learner's log-probabilities of the written tokens (at the sampling temperature,
+        with the same masked ids), the critic's values and the reference's log-probabilities,
+        each only when :meth:`needs_scoring` says the update needs them."""
+        if not self.needs_scoring(rollout.num_episodes):
+            return Scores()
+        if self.uses_reference and self._reference is None:
+            self._reference = self.policy.reference()
+        config, device = self.config, _device(self.policy)
+        self.policy.eval()
+        logprobs, values, ref_logprobs = [], [], []
+        for start in range(0, rollout.num_episodes, config.micro_batch_size):
+            rows = slice(start, start + config.micro_batch_size)
+            tokens, mask = rollout.tokens[rows].to(device), rollout.attention_mask[rows].to(device)
+            with autocast(device, config.bf16):
+                out = self.policy(tokens, mask, config.temperature, with_entropy=False, with_values=self.uses_critic)
+                if self._reference is not None:
+                    ref_logprobs.append(self.policy.reference_logprobs(self._reference, tokens, mask, config.temperature).float())
+            logprobs.append(out.logprobs.float())
+            if out.values is not None:
+                values.append(out.values.float())
+        # to the CPU once, after every micro-batch is queued (a copy per micro-batch would wait for each)
+        return Scores(
+            old_logprobs=torch.cat(logprobs).cpu(),
+            values=torch.cat(values).cpu() if values else None,
+            ref_logprobs=torch.cat(ref_logprobs).cpu() if ref_logprobs else None,
+        )
+
+    def _optimise(self, rollout: Rollout, scores: Scores, targets: Advantages) -> dict[str, float]:
         tensors = {
             "tokens": rollout.tokens,
             "attention_mask": rollout.attention_mask,
             "action_mask": rollout.action_mask,
-            **{
-                k: v
-                for k, v in (("old_logprobs", rollout.old_logprobs), ("values", rollout.values), ("ref_logprobs", rollout.ref_logprobs))
-                if v is not None
-            },
-            **rollout.extra,
+            "advantages": targets.advantages,
+            "returns": targets.returns,
+            **{field.name: getattr(scores, field.name) for field in fields(Scores)},
         }
-        device = next(self.policy.parameters()).device
+        tensors = {name: value for name, value in tensors.items() if value is not None}
+        device = _device(self.policy)
         config = self.config
         stats: dict[str, list[torch.Tensor]] = defaultdict(list)  # kept on the device: no sync per micro-batch
         self.policy.train()
@@ -136,8 +210,8 @@ class Algorithm:
                         outputs = self.policy(
                             batch.tokens, batch.attention_mask, config.temperature, with_entropy=True, with_values=self.uses_critic
                         )
-                    if "old_logprobs" not in batch:  # not scored: one optimiser step, the ratio is 1
-                        batch["old_logprobs"] = outputs.logprobs.detach()
+                    if batch.old_logprobs is None:  # not scored: one optimiser step, the ratio is 1
+                        batch = replace(batch, old_logprobs=outputs.logprobs.detach())
                     loss, loss_stats = self.loss(outputs, batch)
                     share = batch.action_mask.sum() / tokens_in_minibatch  # token-weighted accumulation
                     (loss * share).backward()
@@ -167,6 +241,10 @@ class Algorithm:
         self.rng.bit_generator.state = state["rng"]
 
 
+def _device(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
 def _scalar(value: torch.Tensor | float, device: torch.device) -> torch.Tensor:
     """A logged statistic as a detached float32 scalar on ``device`` (read back once per update)."""
     value = value.detach() if isinstance(value, torch.Tensor) else value
@@ -175,14 +253,10 @@ def _scalar(value: torch.Tensor | float, device: torch.device) -> torch.Tensor:
 
 def _select(tensors: dict[str, torch.Tensor], rows: np.ndarray, device: torch.device) -> Minibatch:
     """Rows of every tensor, on ``device``, without the columns that are padding in all of them
-    (``tokens``/``attention_mask`` are ``(B, T)``; the other 2-D tensors are per-token ``(B, T - 1)``)."""
+    (``tokens``/``attention_mask`` are ``(B, T)``; the others are per-token ``(B, T - 1)``)."""
     width = min(padded_length(int(tensors["attention_mask"][rows].sum(1).max())), tensors["attention_mask"].shape[1])
-    batch = Minibatch()
-    for key, value in tensors.items():
-        value = value[rows]
-        if key in ("tokens", "attention_mask"):
-            value = value[:, :width]
-        elif value.dim() == 2:
-            value = value[:, : width - 1]
-        batch[key] = value.to(device)
-    return batch
+    selected = {}
+    for name, value in tensors.items():
+        columns = width if name in ("tokens", "attention_mask") else width - 1
+        selected[name] = value[rows][:, :columns].to(device)
+    return Minibatch(**selected)

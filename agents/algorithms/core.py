@@ -101,7 +101,7 @@ def policy_loss_with_kl(
     mask = batch.action_mask
     loss, stats = clipped_policy_loss(outputs.logprobs, batch.old_logprobs, batch.advantages, mask, clip)
     stats["policy_loss"] = loss.detach()
-    if kl_coef and "ref_logprobs" in batch:
+    if kl_coef and batch.ref_logprobs is not None:
         kl = masked_mean(KL_ESTIMATORS[estimator](outputs.logprobs - batch.ref_logprobs), mask)
         loss = loss + kl_coef * kl
         stats["kl_to_reference"] = kl.detach()

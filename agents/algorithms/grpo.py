@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from agents.algorithms.base import Algorithm, Minibatch, register
+from agents.algorithms.base import Advantages, Algorithm, Minibatch, Scores, register
 from agents.algorithms.core import group_moments, policy_loss_with_kl
 from agents.policy import TokenOutputs
 from agents.rollout import Rollout
@@ -36,9 +36,9 @@ class GRPO(Algorithm):
     name = "grpo"
     needs_groups = True
 
-    def prepare(self, rollout: Rollout) -> None:
-        scores = grpo_advantages(rollout.rewards, rollout.group, self.config.group_std_norm)
-        rollout.extra["advantages"] = scores[:, None] * rollout.action_mask
+    def prepare(self, rollout: Rollout, scores: Scores) -> Advantages:
+        per_episode = grpo_advantages(rollout.rewards, rollout.group, self.config.group_std_norm)
+        return Advantages(per_episode[:, None] * rollout.action_mask)
 
     def loss(self, outputs: TokenOutputs, batch: Minibatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return policy_loss_with_kl(outputs, batch, self.config.clip_eps, self.config.kl_coef, "k3")

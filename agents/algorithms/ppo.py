@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from agents.algorithms.base import Algorithm, Minibatch, register
+from agents.algorithms.base import Advantages, Algorithm, Minibatch, Scores, register
 from agents.algorithms.core import KL_ESTIMATORS, RunningMoments, clipped_policy_loss, masked_mean, masked_whiten, token_rewards
 from agents.policy import TokenOutputs
 from agents.rollout import Rollout
@@ -59,26 +59,26 @@ class PPO(Algorithm):
         super().__init__(policy, config)
         self.reward_moments = RunningMoments()
 
-    def prepare(self, rollout: Rollout) -> None:
+    def prepare(self, rollout: Rollout, scores: Scores) -> Advantages:
         config, mask = self.config, rollout.action_mask
         rewards = rollout.rewards
         if config.normalize_reward:
             self.reward_moments.update(rewards)
             rewards = (rewards - self.reward_moments.mean) / max(self.reward_moments.std, 1e-6)
         kl = None
-        if rollout.ref_logprobs is not None:
-            kl = KL_ESTIMATORS[config.kl_estimator](rollout.old_logprobs - rollout.ref_logprobs)
+        if scores.ref_logprobs is not None:
+            kl = KL_ESTIMATORS[config.kl_estimator](scores.old_logprobs - scores.ref_logprobs)
         per_token = token_rewards(rewards, mask, kl, config.kl_coef)
-        advantages, returns = gae(per_token, rollout.values, mask, config.gamma, config.lam)
+        advantages, returns = gae(per_token, scores.values, mask, config.gamma, config.lam)
         if config.whiten_advantages:
             advantages = masked_whiten(advantages, mask) * mask
-        rollout.extra.update(advantages=advantages, returns=returns)
+        return Advantages(advantages, returns)
 
     def loss(self, outputs: TokenOutputs, batch: Minibatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config, mask = self.config, batch.action_mask
         policy_loss, stats = clipped_policy_loss(outputs.logprobs, batch.old_logprobs, batch.advantages, mask, config.clip_eps)
         values = outputs.values
-        clipped = batch["values"] + torch.clamp(values - batch["values"], -config.value_clip, config.value_clip)
+        clipped = batch.values + torch.clamp(values - batch.values, -config.value_clip, config.value_clip)
         value_loss = 0.5 * masked_mean(torch.maximum((values - batch.returns) ** 2, (clipped - batch.returns) ** 2), mask)
         entropy = masked_mean(outputs.entropy, mask)
         loss = policy_loss + config.vf_coef * value_loss - config.entropy_coef * entropy

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from agents.algorithms.base import Algorithm, Minibatch, register
+from agents.algorithms.base import Advantages, Algorithm, Minibatch, Scores, register
 from agents.algorithms.core import KL_ESTIMATORS, masked_whiten, policy_loss_with_kl, token_rewards
 from agents.policy import TokenOutputs
 from agents.rollout import Rollout
@@ -38,14 +38,14 @@ class ReinforcePlusPlus(Algorithm):
 
     name = "reinforce_pp"
 
-    def prepare(self, rollout: Rollout) -> None:
+    def prepare(self, rollout: Rollout, scores: Scores) -> Advantages:
         mask = rollout.action_mask
         kl = None
-        if rollout.ref_logprobs is not None:
-            kl = KL_ESTIMATORS["k1"](rollout.old_logprobs - rollout.ref_logprobs)
+        if scores.ref_logprobs is not None:
+            kl = KL_ESTIMATORS["k1"](scores.old_logprobs - scores.ref_logprobs)
         per_token = token_rewards(rollout.rewards, mask, kl, self.config.kl_coef)
         returns = discounted_returns(per_token, mask, self.config.gamma)
-        rollout.extra["advantages"] = masked_whiten(returns, mask) * mask
+        return Advantages(masked_whiten(returns, mask) * mask)
 
     def loss(self, outputs: TokenOutputs, batch: Minibatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return policy_loss_with_kl(outputs, batch, self.config.clip_eps, kl_coef=0.0)

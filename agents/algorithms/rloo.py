@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from agents.algorithms.base import Algorithm, Minibatch, register
+from agents.algorithms.base import Advantages, Algorithm, Minibatch, Scores, register
 from agents.algorithms.core import group_moments, policy_loss_with_kl
 from agents.policy import TokenOutputs
 from agents.rollout import Rollout
@@ -39,13 +39,13 @@ class RLOO(Algorithm):
     name = "rloo"
     needs_groups = True
 
-    def prepare(self, rollout: Rollout) -> None:
+    def prepare(self, rollout: Rollout, scores: Scores) -> Advantages:
         rewards = rollout.rewards
-        if rollout.ref_logprobs is not None:
-            kl = ((rollout.old_logprobs - rollout.ref_logprobs) * rollout.action_mask).sum(1)
+        if scores.ref_logprobs is not None:
+            kl = ((scores.old_logprobs - scores.ref_logprobs) * rollout.action_mask).sum(1)
             rewards = rewards - self.config.kl_coef * kl
-        scores = rloo_advantages(rewards, rollout.group)
-        rollout.extra["advantages"] = scores[:, None] * rollout.action_mask
+        per_episode = rloo_advantages(rewards, rollout.group)
+        return Advantages(per_episode[:, None] * rollout.action_mask)
 
     def loss(self, outputs: TokenOutputs, batch: Minibatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return policy_loss_with_kl(outputs, batch, self.config.clip_eps, kl_coef=0.0)

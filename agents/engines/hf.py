@@ -10,6 +10,7 @@ import torch
 
 from agents.device import PAD_MULTIPLE, padded_length
 from agents.engines.base import SamplingParams, base_env, forbidden_ids
+from satori_env.tokens import cut_after_stop
 
 __all__ = ["DECODINGS", "HFEngine", "sample_next"]
 
@@ -116,12 +117,7 @@ class HFEngine:
             mask[row, width - len(prompt) :] = 1
         ids, mask = ids.to(device), mask.to(device)
         generated = (self._decode(ids, mask, params) if graph else self._transformers_generate(ids, mask, params)).tolist()
-        stops = set(self.stop_ids)
-        completions = []
-        for row in generated:
-            end = next((i + 1 for i, token in enumerate(row) if token in stops), len(row))
-            completions.append(row[:end])
-        return completions
+        return [cut_after_stop(row, self.stop_ids) for row in generated]
 
     def _transformers_generate(self, ids: torch.Tensor, mask: torch.Tensor, params: SamplingParams) -> torch.Tensor:
         sampling = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": 0}

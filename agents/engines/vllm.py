@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from agents.engines.base import SamplingParams, base_env
+from satori_env.tokens import cut_after_stop
 
 __all__ = ["VLLMEngine"]
 
@@ -92,13 +93,7 @@ class VLLMEngine:
 
         requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
         outputs = self.llm.generate(requests, [sampling(i) for i in range(len(prompts))], use_tqdm=False)
-        stops = set(self.stop_ids)
-        completions = []
-        for output in outputs:
-            tokens = list(output.outputs[0].token_ids)
-            end = next((i + 1 for i, token in enumerate(tokens) if token in stops), len(tokens))
-            completions.append(tokens[:end])
-        return completions
+        return [cut_after_stop(output.outputs[0].token_ids, self.stop_ids) for output in outputs]
 
     def sync_weights(self) -> None:
         """Copy the learner's current weights into vLLM's model."""
