@@ -58,7 +58,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what :func:`rng_state` returned."""
     random.setstate(state["python"])
     numpy_state = dict(state["numpy"])
-    numpy_state["state"] = {"key": np.asarray(numpy_state["state"]["key"], dtype=np.uint32), "pos": numpy_state["state"]["pos"]}
+    numpy_state["state"] = {
+        "key": np.asarray(numpy_state["state"]["key"], dtype=np.uint32),
+        "pos": numpy_state["state"]["pos"],
+    }
     np.random.set_state(numpy_state)
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
@@ -138,7 +141,9 @@ def load_checkpoint(
     missing, unexpected = model.load_state_dict(weights, strict=False)
     tied = {k for k in missing if "lm_head" in k and getattr(model.config, "tie_word_embeddings", False)}
     if set(missing) - tied or unexpected:
-        raise ValueError(f"{path} does not fit this model: missing {sorted(set(missing) - tied)}, unexpected {sorted(unexpected)}")
+        raise ValueError(
+            f"{path} does not fit this model: missing {sorted(set(missing) - tied)}, unexpected {sorted(unexpected)}"
+        )
     if tied:
         model.tie_weights()
     saved = _load_trainer_state(path / "trainer_state.pt")
@@ -164,7 +169,11 @@ def _load_trainer_state(path: Path) -> dict[str, Any]:
             "refused unread, since unpickling it could run code"
         ) from None
     except (OSError, EOFError, RuntimeError) as error:
-        raise ValueError(f"{path} is not a readable checkpoint (missing, truncated or corrupted): {str(error)[:200]}") from None
+        raise ValueError(
+            f"{path} is not a readable checkpoint (missing, truncated or corrupted): {str(error)[:200]}"
+        ) from None
     if not isinstance(saved, dict) or not {"step", "optimizers", "schedulers", "rng", "state"} <= set(saved):
-        raise ValueError(f"{path} is not a satori-env trainer state (expected keys step, optimizers, schedulers, rng, state)")
+        raise ValueError(
+            f"{path} is not a satori-env trainer state (expected keys step, optimizers, schedulers, rng, state)"
+        )
     return saved

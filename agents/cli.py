@@ -1,16 +1,16 @@
 """The ``satori`` command line: one sub-command per job, each configured by one dataclass.
 
-    satori datasets            # list the problem sources
-    satori datasets --check    # verify every benchmark's reference solutions against its gold answers
-    satori verify "... \\boxed{0.5}" "\\frac{1}{2}"
-    satori build-model --preset tiny --out runs/tiny/base
-    satori synth --out runs/tiny/demos.jsonl --n 20000
-    satori sft --model runs/tiny/base --data runs/tiny/demos.jsonl --out runs/tiny/sft
-    satori train --preset tiny                # stage one if needed, then PPO with RAE (14 min on a 2-core CPU)
-    satori train-rm --out runs/reward-model   # the outcome reward model of the preference bonus
-    satori eval --model runs/tiny/rl/model --bench arith --template compact --max-new-tokens 160
-    satori eval --model /path/to/Satori-Qwen-7B --engine vllm   # the paper's table: greedy pass@1 on every benchmark
-    satori bench                              # every benchmark script, one table of ratios (about 10 minutes)
+satori datasets            # list the problem sources
+satori datasets --check    # verify every benchmark's reference solutions against its gold answers
+satori verify "... \\boxed{0.5}" "\\frac{1}{2}"
+satori build-model --preset tiny --out runs/tiny/base
+satori synth --out runs/tiny/demos.jsonl --n 20000
+satori sft --model runs/tiny/base --data runs/tiny/demos.jsonl --out runs/tiny/sft
+satori train --preset tiny                # stage one if needed, then PPO with RAE (14 min on a 2-core CPU)
+satori train-rm --out runs/reward-model   # the outcome reward model of the preference bonus
+satori eval --model runs/tiny/rl/model --bench arith --template compact --max-new-tokens 160
+satori eval --model /path/to/Satori-Qwen-7B --engine vllm   # the paper's table: greedy pass@1 on every benchmark
+satori bench                              # every benchmark script, one table of ratios (about 10 minutes)
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ import tyro
 from tqdm import tqdm
 
 from agents.arguments import check_fields, flag
-from agents.bench_eval import EvalArgs
-from agents.bench_suite import BenchArgs
 from agents.config import PRESETS, TrainConfig, preset
+from agents.evaluation.benchmarks import EvalArgs
 from agents.reward_model import RewardModelArgs
 from agents.sft import SFTArgs, train_sft
+from agents.speed_suite import SpeedSuiteArgs
 from satori_env.tasks import list_sources, load_problems
 from satori_env.tasks.datasets import reference_solution
 from satori_env.verifier import DEFAULT_TIMEOUT_S, Verifier
@@ -83,16 +83,20 @@ def run_datasets(args: DatasetsArgs) -> int:
             stats = verifier.stats
     _print_table(header, rows)
     if args.check:
-        print(f"\nchecks: {stats.checks}, decided by the fast path: {stats.fast_path}, "
-              f"timeouts: {stats.timeouts}, errors: {stats.errors}")
+        print(
+            f"\nchecks: {stats.checks}, decided by the fast path: {stats.fast_path}, "
+            f"timeouts: {stats.timeouts}, errors: {stats.errors}"
+        )
     return 0
 
 
 def run_verify(args: VerifyArgs) -> int:
     with Verifier(timeout=args.timeout, workers=1) as verifier:
         verdict = verifier.check(args.completion, args.gold)
-    print(f"correct: {verdict.correct}\npredicted: {verdict.predicted}\nstatus: {verdict.status}\n"
-          f"seconds: {verdict.seconds:.3f}")
+    print(
+        f"correct: {verdict.correct}\npredicted: {verdict.predicted}\nstatus: {verdict.status}\n"
+        f"seconds: {verdict.seconds:.3f}"
+    )
     return 0 if verdict.correct else 1
 
 
@@ -122,8 +126,10 @@ def run_build_model(args: BuildModelArgs) -> int:
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
         raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it, or another --out")
     model, tokenizer = build_model(args.preset, args.out, args.seed)
-    print(f"{args.preset}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
-          f"{len(tokenizer)} token ids; saved to {args.out}")
+    print(
+        f"{args.preset}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
+        f"{len(tokenizer)} token ids; saved to {args.out}"
+    )
     return 0
 
 
@@ -156,7 +162,9 @@ class SynthArgs:
         from satori_env.tasks.arithmetic import LEVELS
 
         weights = ("arith", "gsm8k", "clean", "confirm", "fix", "explore")
-        check_fields(self, at_least={"n": 1, "seed": 0, **dict.fromkeys(weights, 0)}, subsets={"levels": sorted(LEVELS)})
+        check_fields(
+            self, at_least={"n": 1, "seed": 0, **dict.fromkeys(weights, 0)}, subsets={"levels": sorted(LEVELS)}
+        )
         for group in (("arith", "gsm8k"), ("clean", "confirm", "fix", "explore")):
             if not sum(getattr(self, name) for name in group) > 0:
                 raise ValueError(f"at least one of {', '.join(flag(name) for name in group)} must be > 0")
@@ -179,10 +187,15 @@ def run_synth(args: SynthArgs) -> int:
 
 def run_sft(args: SFTArgs) -> int:
     metrics = train_sft(args)
-    print(f"{metrics['steps']} steps in {metrics['train_seconds'] / 60:.1f} min "
-          f"({metrics['tokens_per_s']:,.0f} tokens/s), final loss {metrics['final_loss']:.3f}; model in {args.out}/model")
+    print(
+        f"{metrics['steps']} steps in {metrics['train_seconds'] / 60:.1f} min "
+        f"({metrics['tokens_per_s']:,.0f} tokens/s), final loss {metrics['final_loss']:.3f}; model in {args.out}/model"
+    )
     if "eval" in metrics:
-        rows = [[name] + [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()] for name, row in metrics["eval"].items()]
+        rows = [
+            [name] + [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()]
+            for name, row in metrics["eval"].items()
+        ]
         _print_table(["greedy, held-out", *next(iter(metrics["eval"].values())).keys()], rows)
     return 0
 
@@ -194,9 +207,15 @@ def run_train(config: TrainConfig) -> int:
     before, after = result["before"], result["after"]
     if before and after:
         keys = [k for k in after if k.startswith("acc") or k in ("well_formed", "mean_new_tokens")]
-        rows = [[name, *(f"{row[k]:.3f}" for k in keys)] for name, row in (("before RL (format-tuned)", before), ("after RL", after))]
+        rows = [
+            [name, *(f"{row[k]:.3f}" for k in keys)]
+            for name, row in (("before RL (format-tuned)", before), ("after RL", after))
+        ]
         _print_table(["greedy, held-out arith:test", *keys], rows)
-    print(f"{result['iterations']} iterations of {config.algo}; policy in {config.out}/rl/model, TensorBoard in {config.out}/rl/tb")
+    print(
+        f"{result['iterations']} iterations of {config.algo}; policy in {config.out}/rl/model, TensorBoard in "
+        f"{config.out}/rl/tb"
+    )
     return 0
 
 
@@ -239,7 +258,7 @@ def _pop_option(args: list[str], option: str) -> list[str]:
 
 
 def run_eval(args: EvalArgs) -> int:
-    from agents.bench_eval import report_markdown, run_eval as evaluate_benchmarks
+    from agents.evaluation.benchmarks import evaluate_benchmarks, report_markdown
 
     args.check()
     results = evaluate_benchmarks(args)
@@ -248,10 +267,10 @@ def run_eval(args: EvalArgs) -> int:
     return 0
 
 
-def run_bench(args: BenchArgs) -> int:
-    from agents.bench_suite import run_bench as run_scripts
+def run_bench(args: SpeedSuiteArgs) -> int:
+    from agents.speed_suite import run_speed_suite
 
-    report, failures = run_scripts(args)
+    report, failures = run_speed_suite(args)
     print(report)
     for failure in failures:
         print(f"failed: {failure}")
@@ -281,7 +300,7 @@ COMMANDS: dict[str, tuple[type, Callable[[Any], int]]] = {
     "train": (TrainConfig, run_train),
     "train-rm": (RewardModelArgs, run_train_rm),
     "eval": (EvalArgs, run_eval),
-    "bench": (BenchArgs, run_bench),
+    "bench": (SpeedSuiteArgs, run_bench),
 }
 
 

@@ -45,7 +45,8 @@ class TrainConfig:
     train_levels: tuple[int, ...] = (1, 2, 3)
     """procedural levels to train on"""
     curriculum: str | None = None
-    """which level each episode trains on: None (a uniform random mix), uniform (the same, tracked per level), or adaptive (promote/demote by pass rate); see satori_env.curriculum"""
+    """which level each episode trains on: None (a uniform random mix), uniform (the same, tracked per level),
+    or adaptive (promote/demote by pass rate); see satori_env.curriculum"""
     prompt_template: str = "compact"
     """prompt template (compact, satori, or a string with {question})"""
     max_new_tokens: int = 192
@@ -104,14 +105,16 @@ class TrainConfig:
     kl_coef: float = 0.0
     """weight of the KL penalty to the reference policy (0, as in Satori's release, skips the reference)"""
     kl_estimator: str = "k1"
-    """KL estimator: k1, k2 or k3"""
+    """PPO only: the KL estimator in the per-token reward, k1, k2 or k3 (grpo uses k3 in its loss, rloo and
+    reinforce_pp k1 in the reward)"""
     gamma: float = 1.0
     """discount"""
     lam: float = 1.0
     """GAE lambda (1: every token's advantage is the episode return minus its value; below 1 a
     terminal-only reward barely reaches the early tokens while the critic is still poor)"""
     normalize_reward: bool = True
-    """normalise episode rewards by running statistics"""
+    """PPO only: normalise episode rewards by running statistics (the critic-free algorithms normalise
+    their advantages instead)"""
     whiten_advantages: bool = True
     """PPO: normalise advantages over each batch"""
     group_std_norm: bool = True
@@ -138,14 +141,44 @@ class TrainConfig:
         check_fields(
             self,
             at_least={
-                "seed": 0, "threads": 0, "synth_n": 1, "sft_steps": 1, "max_new_tokens": 1, "bonus_scale": 0,
-                "restart_prob": 0, "restart_capacity": 1, "max_backtrack": 0, "iterations": 1, "episodes_per_iteration": 1,
-                "group_size": 0, "ppo_epochs": 1, "minibatch_size": 1, "micro_batch_size": 1, "vf_coef": 0,
-                "entropy_coef": 0, "kl_coef": 0, "gamma": 0, "lam": 0, "checkpoint_every": 1, "eval_per_level": 0,
+                "seed": 0,
+                "threads": 0,
+                "synth_n": 1,
+                "sft_steps": 1,
+                "max_new_tokens": 1,
+                "bonus_scale": 0,
+                "restart_prob": 0,
+                "restart_capacity": 1,
+                "max_backtrack": 0,
+                "iterations": 1,
+                "episodes_per_iteration": 1,
+                "group_size": 0,
+                "ppo_epochs": 1,
+                "minibatch_size": 1,
+                "micro_batch_size": 1,
+                "vf_coef": 0,
+                "entropy_coef": 0,
+                "kl_coef": 0,
+                "gamma": 0,
+                "lam": 0,
+                "checkpoint_every": 1,
+                "eval_per_level": 0,
             },
-            above={"temperature": 0, "top_p": 0, "actor_lr": 0, "critic_lr": 0, "clip_eps": 0, "value_clip": 0, "grad_clip": 0},
+            above={
+                "temperature": 0,
+                "top_p": 0,
+                "actor_lr": 0,
+                "critic_lr": 0,
+                "clip_eps": 0,
+                "value_clip": 0,
+                "grad_clip": 0,
+            },
             at_most={"restart_prob": 1, "top_p": 1, "gamma": 1, "lam": 1},
-            choices={"restart_strategy": STRATEGIES, "reward": sorted(REWARD_PRESETS), "kl_estimator": ("k1", "k2", "k3")},
+            choices={
+                "restart_strategy": STRATEGIES,
+                "reward": sorted(REWARD_PRESETS),
+                "kl_estimator": ("k1", "k2", "k3"),
+            },
             subsets={"train_levels": sorted(LEVELS), "eval_levels": sorted(LEVELS)},
         )
         get_template(self.prompt_template)
@@ -180,8 +213,12 @@ PRESETS: dict[str, TrainConfig] = {
         eval_per_level=0,
     ),
 }
-PRESETS["1.5b"] = replace(PRESETS["7b"], out="runs/1.5b", episodes_per_iteration=512, minibatch_size=64, micro_batch_size=2)
-PRESETS["0.5b"] = replace(PRESETS["7b"], out="runs/0.5b", episodes_per_iteration=256, minibatch_size=32, micro_batch_size=4)
+PRESETS["1.5b"] = replace(
+    PRESETS["7b"], out="runs/1.5b", episodes_per_iteration=512, minibatch_size=64, micro_batch_size=2
+)
+PRESETS["0.5b"] = replace(
+    PRESETS["7b"], out="runs/0.5b", episodes_per_iteration=256, minibatch_size=32, micro_batch_size=4
+)
 
 
 def preset(name: str) -> TrainConfig:

@@ -10,7 +10,7 @@ __all__ = ["PAD_MULTIPLE", "autocast", "choose_device", "padded_length"]
 
 
 def choose_device(device: str = "auto") -> torch.device:
-    """"auto" picks CUDA when there is a GPU, else the CPU; anything else is taken as given."""
+    """ "auto" picks CUDA when there is a GPU, else the CPU; anything else is taken as given."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)

@@ -100,7 +100,9 @@ class LMStepWriter:
         self.eos_id = tokenizer.eos_token_id
         self.device = next(model.parameters()).device
         # what the token env refuses: padding, and ids beyond the tokenizer (padded embeddings)
-        self.forbidden = torch.zeros(model.get_output_embeddings().weight.shape[0], dtype=torch.bool, device=self.device)
+        self.forbidden = torch.zeros(
+            model.get_output_embeddings().weight.shape[0], dtype=torch.bool, device=self.device
+        )
         self.forbidden[len(tokenizer) :] = True
         if tokenizer.pad_token_id is not None:
             self.forbidden[tokenizer.pad_token_id] = True
@@ -145,7 +147,6 @@ class LMStepWriter:
         next_probs = tuple(float(distribution[i]) for i in self.meta_ids)
         return WrittenStep(tuple(written), float(np.mean(probs)) if probs else 1.0, min(probs, default=1.0), next_probs)
 
-
     def _forward(self, ids: list[int], cache: Any) -> tuple[torch.Tensor, Any]:
         """Next-token logits after ``ids`` and the KV cache (passed by position: transformers
         names the argument ``cache`` from 5.20 on, ``past_key_values`` before)."""
@@ -182,14 +183,20 @@ class CoatMetaEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, writer: StepWriter, tasks: Any = None, max_steps: int = 8, reward: Any = "binary", **env_kwargs: Any) -> None:
+    def __init__(
+        self, writer: StepWriter, tasks: Any = None, max_steps: int = 8, reward: Any = "binary", **env_kwargs: Any
+    ) -> None:
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         self.writer, self.max_steps = writer, max_steps
         step_tokens = getattr(writer, "max_step_tokens", 64)
         self.env = SatoriMathEnv(
-            tasks=tasks, tokenizer=writer.tokenizer, observation_mode="tokens", reward=reward,
-            max_new_tokens=max_steps * (step_tokens + 8) + 1, **env_kwargs,
+            tasks=tasks,
+            tokenizer=writer.tokenizer,
+            observation_mode="tokens",
+            reward=reward,
+            max_new_tokens=max_steps * (step_tokens + 8) + 1,
+            **env_kwargs,
         )
         tokenizer = self.env.tokenizer
         self._prefix = {name: [tokenizer.convert_tokens_to_ids(token)] for name, token in META_ACTIONS.items()}
@@ -211,7 +218,9 @@ class CoatMetaEnv(gym.Env):
 
     def step(self, action):
         if not self.action_space.contains(action):
-            raise ValueError(f"action must be an integer in [0, {len(META_CHOICES)}) ({', '.join(META_CHOICES)}), got {action!r}")
+            raise ValueError(
+                f"action must be an integer in [0, {len(META_CHOICES)}) ({', '.join(META_CHOICES)}), got {action!r}"
+            )
         choice = META_CHOICES[int(action)] if len(self._choices) < self.max_steps - 1 else "answer"
         self._choices.append(choice)
         state = self.env.tokens.tolist() + self._prefix[choice]
@@ -240,7 +249,9 @@ class CoatMetaEnv(gym.Env):
         return np.clip(np.asarray(features, dtype=np.float32), 0.0, 1.0)
 
 
-def play(env: CoatMetaEnv, controller: Callable[[np.ndarray], int], problems: Iterable[Problem]) -> list[dict[str, Any]]:
+def play(
+    env: CoatMetaEnv, controller: Callable[[np.ndarray], int], problems: Iterable[Problem]
+) -> list[dict[str, Any]]:
     """One episode per problem with ``controller(observation) -> action``; the final infos."""
     infos = []
     for problem in problems:

@@ -34,11 +34,29 @@ POLICY_SETTINGS_FILE = "satori_policy.json"
 
 LLAMA_SIZES: dict[str, dict[str, int]] = {
     # about 1M parameters with a 1024-token vocabulary (benchmarks, the tiny reward model)
-    "1m": {"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4},
+    "1m": {
+        "hidden_size": 128,
+        "intermediate_size": 384,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+    },
     # about 3.4M: what learns COAT arithmetic on a 2-core CPU in minutes
-    "3m": {"hidden_size": 256, "intermediate_size": 672, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4},
+    "3m": {
+        "hidden_size": 256,
+        "intermediate_size": 672,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+    },
     # about 27M
-    "25m": {"hidden_size": 512, "intermediate_size": 1376, "num_hidden_layers": 8, "num_attention_heads": 8, "num_key_value_heads": 8},
+    "25m": {
+        "hidden_size": 512,
+        "intermediate_size": 1376,
+        "num_hidden_layers": 8,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 8,
+    },
 }
 """Llama-style shapes by name."""
 
@@ -76,13 +94,23 @@ def build_model(preset: str, out: str | Path, seed: int = 0):
     from transformers import LlamaForCausalLM
 
     from satori_env.atomic import atomic_directory
-    from satori_env.tokenizer import DEFAULT_VOCAB_SIZE, default_corpus, default_tokenizer, save_tokenizer, train_tokenizer
+    from satori_env.tokenizer import (
+        DEFAULT_VOCAB_SIZE,
+        default_corpus,
+        default_tokenizer,
+        save_tokenizer,
+        train_tokenizer,
+    )
 
     if preset not in MODEL_PRESETS:
         raise ValueError(f"unknown model preset {preset!r}; valid presets: {sorted(MODEL_PRESETS)}")
     spec = MODEL_PRESETS[preset]
     # the shipped tokenizer is exactly what train_tokenizer gives on the default corpus at this size
-    tokenizer = default_tokenizer() if spec.vocab_size == DEFAULT_VOCAB_SIZE else train_tokenizer(default_corpus(), spec.vocab_size)
+    tokenizer = (
+        default_tokenizer()
+        if spec.vocab_size == DEFAULT_VOCAB_SIZE
+        else train_tokenizer(default_corpus(), spec.vocab_size)
+    )
     torch.manual_seed(seed)
     config = llama_config(
         spec.size,

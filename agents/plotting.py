@@ -11,7 +11,11 @@ __all__ = ["plot_coat_analysis", "plot_learning_curves"]
 
 
 def plot_learning_curves(
-    curves: Mapping[str, Sequence[Sequence[float]]], path: str | Path, ylabel: str, xlabel: str = "iteration", title: str = ""
+    curves: Mapping[str, Sequence[Sequence[float]]],
+    path: str | Path,
+    ylabel: str,
+    xlabel: str = "iteration",
+    title: str = "",
 ) -> Path:
     """One line per name (the mean over its runs) with the band between the runs' minimum and
     maximum; ``curves[name]`` is a list of runs, each a list of values per step. Returns ``path``."""
@@ -35,7 +39,7 @@ def plot_learning_curves(
 
 def plot_coat_analysis(coat: Mapping[str, Mapping], path: str | Path) -> Path:
     """Three panels per evaluation (``coat[benchmark]`` is
-    :func:`agents.bench_eval.coat_analysis`'s result): meta-actions per response, what
+    :func:`agents.evaluation.benchmarks.coat_analysis`'s result): meta-actions per response, what
     reflect/explore steps did to the answer, and the response-length distribution."""
     plt = _pyplot()
     names = list(coat)

@@ -87,7 +87,11 @@ class ActorCritic(nn.Module):
     ) -> TokenOutputs:
         """Log-probabilities of the written tokens, and optionally entropies and values."""
         want_values = with_values and self.value_head is not None
-        out = self.actor(input_ids=tokens, attention_mask=attention_mask, output_hidden_states=want_values and self.critic_trunk is None)
+        out = self.actor(
+            input_ids=tokens,
+            attention_mask=attention_mask,
+            output_hidden_states=want_values and self.critic_trunk is None,
+        )
         logp_all = masked_log_softmax(out.logits[:, :-1], self.forbidden, temperature)
         logprobs = _written(logp_all, tokens)
         entropy = None
@@ -111,7 +115,9 @@ class ActorCritic(nn.Module):
         return frozen
 
     @torch.no_grad()
-    def reference_logprobs(self, reference: nn.Module, tokens: torch.Tensor, attention_mask: torch.Tensor, temperature: float) -> torch.Tensor:
+    def reference_logprobs(
+        self, reference: nn.Module, tokens: torch.Tensor, attention_mask: torch.Tensor, temperature: float
+    ) -> torch.Tensor:
         logits = reference(input_ids=tokens, attention_mask=attention_mask).logits[:, :-1]
         return _written(masked_log_softmax(logits, self.forbidden, temperature), tokens)
 

@@ -91,7 +91,9 @@ class OutcomeRewardModel:
         tokenizer = load_tokenizer(tokenizer)
         add_coat_tokens(tokenizer)
         torch.manual_seed(seed)
-        config = llama_config("1m", len(tokenizer), num_labels=1, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
+        config = llama_config(
+            "1m", len(tokenizer), num_labels=1, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False
+        )
         return cls(LlamaForSequenceClassification(config), tokenizer)
 
     @classmethod
@@ -103,7 +105,9 @@ class OutcomeRewardModel:
         path = locate_pretrained(path, "reward model")
         settings_file = Path(path) / _SETTINGS_FILE
         settings = json.loads(settings_file.read_text()) if settings_file.exists() else {}
-        model = load_pretrained(AutoModelForSequenceClassification.from_pretrained, path, "reward model", num_labels=1, **kwargs)
+        model = load_pretrained(
+            AutoModelForSequenceClassification.from_pretrained, path, "reward model", num_labels=1, **kwargs
+        )
         reward_model = cls(model, load_pretrained(AutoTokenizer.from_pretrained, path, "reward model"), **settings)
         reward_model.model.to(choose_device(device))
         return reward_model
@@ -142,7 +146,9 @@ class OutcomeRewardModel:
         return self.score_batch([problem], [completion])[0]
 
 
-def synthetic_pairs(n: int, levels: Sequence[int] = (1, 2), split: str = "train", seed: int = 0) -> list[PreferencePair]:
+def synthetic_pairs(
+    n: int, levels: Sequence[int] = (1, 2), split: str = "train", seed: int = 0
+) -> list[PreferencePair]:
     """Arithmetic pairs: a correct COAT solution against the same one with its final answer off."""
     rng = random.Random(seed)
     pairs = []
@@ -162,6 +168,7 @@ def pairs_from_trajectories(trajectories: Iterable[Trajectory], tokenizer: Any, 
     wrong: dict[str, list[Trajectory]] = {}
     for trajectory in trajectories:
         (right if trajectory.correct else wrong).setdefault(trajectory.problem.id, []).append(trajectory)
+
     def text(trajectory: Trajectory) -> str:
         return tokenizer.decode(list(trajectory.response), skip_special_tokens=False)
 
@@ -277,12 +284,22 @@ class RewardModelArgs:
         )
 
     def run(self) -> dict[str, float]:
-        reward_model = OutcomeRewardModel.tiny(seed=self.seed) if self.model is None else OutcomeRewardModel.from_pretrained(self.model)
+        reward_model = (
+            OutcomeRewardModel.tiny(seed=self.seed)
+            if self.model is None
+            else OutcomeRewardModel.from_pretrained(self.model)
+        )
         reward_model.model.to(choose_device(self.device))
-        pairs = synthetic_pairs(self.num_pairs, self.levels, "train", self.seed) if self.pairs is None else _read_pairs(self.pairs)
+        pairs = (
+            synthetic_pairs(self.num_pairs, self.levels, "train", self.seed)
+            if self.pairs is None
+            else _read_pairs(self.pairs)
+        )
         held_out = synthetic_pairs(self.eval_pairs, self.levels, "test", self.seed + 1) if self.eval_pairs else []
         out = Path(self.out)
-        metrics = train_reward_model(reward_model, pairs, self.steps, self.batch_size, self.lr, self.seed, held_out, log_dir=str(out / "tb"))
+        metrics = train_reward_model(
+            reward_model, pairs, self.steps, self.batch_size, self.lr, self.seed, held_out, log_dir=str(out / "tb")
+        )
         reward_model.save_pretrained(str(out / "model"))
         (out / "metrics.json").write_text(json.dumps({**metrics, "args": asdict(self)}, indent=2))
         return metrics

@@ -46,7 +46,9 @@ class Example:
     labels: tuple[int, ...]
 
 
-def tokenize_demos(demos: Sequence[Demonstration], tokenizer, template: str = "compact", max_length: int = 512) -> list[Example]:
+def tokenize_demos(
+    demos: Sequence[Demonstration], tokenizer, template: str = "compact", max_length: int = 512
+) -> list[Example]:
     """Prompt (no loss) + segments (loss where trained) + EOS (loss); longer ones are dropped."""
     template_ = get_template(template)
     examples = []
@@ -98,7 +100,9 @@ def _collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, warmup: int, total: int, min_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, warmup: int, total: int, min_ratio: float
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up to the peak learning rate, then cosine decay to ``min_ratio`` of it."""
 
     def factor(step: int) -> float:
@@ -167,8 +171,18 @@ class SFTArgs:
         check_fields(
             self,
             at_least={
-                "steps": 1, "batch_tokens": 1, "warmup": 0, "min_lr_ratio": 0, "weight_decay": 0, "max_length": 2,
-                "checkpoint_every": 1, "eval_per_level": 0, "eval_repair_per_level": 0, "eval_max_new_tokens": 1, "seed": 0, "threads": 0,
+                "steps": 1,
+                "batch_tokens": 1,
+                "warmup": 0,
+                "min_lr_ratio": 0,
+                "weight_decay": 0,
+                "max_length": 2,
+                "checkpoint_every": 1,
+                "eval_per_level": 0,
+                "eval_repair_per_level": 0,
+                "eval_max_new_tokens": 1,
+                "seed": 0,
+                "threads": 0,
             },
             above={"lr": 0, "grad_clip": 0},
             at_most={"min_lr_ratio": 1},
@@ -231,7 +245,15 @@ def train_sft(args: SFTArgs) -> dict[str, Any]:
             writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
             writer.add_scalar("perf/tokens_per_s", tokens_seen / max(elapsed, 1e-9), step)
         if step % args.checkpoint_every == 0 and step < args.steps:
-            save_checkpoint(out, step, model, tokenizer, {"adamw": optimizer}, {"schedule": scheduler}, {"epoch": epoch, "position": position})
+            save_checkpoint(
+                out,
+                step,
+                model,
+                tokenizer,
+                {"adamw": optimizer},
+                {"schedule": scheduler},
+                {"epoch": epoch, "position": position},
+            )
     bar.close()
     train_seconds = time.perf_counter() - started
 
@@ -257,10 +279,13 @@ def evaluate_format_tuning(model, tokenizer, args: SFTArgs) -> dict[str, dict[st
     """Greedy answers to held-out procedural problems per level, and how often the model repairs
     an injected slip after ``<|reflect|>`` (right after it, and after a whole wrong solution)."""
     from agents.engines import HFEngine, SamplingParams
-    from agents.evaluate import evaluate, self_correction
+    from agents.evaluation.episodes import evaluate, self_correction
     from satori_env import load_problems
 
-    by_level = {level: load_problems("arith:test", level=level, limit=args.eval_per_level, seed=args.seed) for level in args.eval_levels}
+    by_level = {
+        level: load_problems("arith:test", level=level, limit=args.eval_per_level, seed=args.seed)
+        for level in args.eval_levels
+    }
     problems = [p for level_problems in by_level.values() for p in level_problems]
     repair = [p for level_problems in by_level.values() for p in level_problems[: args.eval_repair_per_level]]
     template = get_template(args.prompt_template)

@@ -27,14 +27,14 @@ from agents.config import TrainConfig
 from agents.device import choose_device
 from agents.engines import ENGINES, SamplingParams, make_engine
 from agents.engines.base import forbidden_ids
-from agents.evaluate import evaluate
+from agents.evaluation.episodes import evaluate
 from agents.models import MODEL_PRESETS, load_policy, save_policy
 from agents.policy import ActorCritic
 from agents.rollout import Rollout, collect_rollout
 from satori_env import CURRICULA, AdaptiveCurriculum, ArithmeticTasks, RestartBuffer, SatoriMathVectorEnv, load_problems
 from satori_env.atomic import atomic_write
-from satori_env.pretrained import locate_pretrained
 from satori_env.coat import META_ACTIONS
+from satori_env.pretrained import locate_pretrained
 from satori_env.rewards import make_reward
 
 __all__ = ["check_config", "run", "stage_one", "train_rl"]
@@ -56,7 +56,10 @@ def stage_one(config: TrainConfig) -> Path:
     from agents.sft import SFTArgs, train_sft
 
     if config.model_preset not in MODEL_PRESETS:
-        raise ValueError(f"no model given (--model PATH) and no model preset to build ({config.model_preset!r}); valid presets: {sorted(MODEL_PRESETS)}")
+        raise ValueError(
+            f"no model given (--model PATH) and no model preset to build ({config.model_preset!r}); valid presets: "
+            f"{sorted(MODEL_PRESETS)}"
+        )
     out = Path(config.out)
     if not (out / "base" / "config.json").exists():
         build_model(config.model_preset, out / "base", config.seed)
@@ -99,17 +102,23 @@ def check_config(config: TrainConfig) -> None:
     if config.model is not None:
         locate_pretrained(config.model, "--model")  # a missing local path fails now, not after stage one
     elif config.model_preset not in MODEL_PRESETS:
-        raise ValueError(f"no model given (--model PATH) and no model preset to build ({config.model_preset!r}); valid presets: {sorted(MODEL_PRESETS)}")
+        raise ValueError(
+            f"no model given (--model PATH) and no model preset to build ({config.model_preset!r}); valid presets: "
+            f"{sorted(MODEL_PRESETS)}"
+        )
     if config.curriculum is not None and config.curriculum not in CURRICULA:
         raise ValueError(f"unknown curriculum {config.curriculum!r}; valid curricula: {sorted(CURRICULA)} (or none)")
     if config.curriculum is not None and config.tasks != "arith":
         raise ValueError(
-            f"curriculum {config.curriculum!r} chooses among the procedural levels; it needs tasks='arith', got {config.tasks!r} "
+            f"curriculum {config.curriculum!r} chooses among the procedural levels; it needs tasks='arith', got "
+            f"{config.tasks!r} "
             "(set curriculum to None, --curriculum None, to train on other tasks)"
         )
     group_size = ALGORITHMS[config.algo].group_size(config.group_size)
     if config.episodes_per_iteration % group_size:
-        raise ValueError(f"episodes_per_iteration ({config.episodes_per_iteration}) must be a multiple of group_size ({group_size})")
+        raise ValueError(
+            f"episodes_per_iteration ({config.episodes_per_iteration}) must be a multiple of group_size ({group_size})"
+        )
 
 
 def _tasks(config: TrainConfig):
@@ -146,7 +155,12 @@ def _build(config: TrainConfig, model_path: str, tasks: Any, reward: Any) -> _Le
     device = choose_device(config.device)
     model, tokenizer = load_policy(model_path, device=config.device)
     buffer = RestartBuffer(
-        tokenizer, config.restart_capacity, config.restart_strategy, config.max_backtrack, config.seed, max_prefix_tokens=config.max_new_tokens + 1
+        tokenizer,
+        config.restart_capacity,
+        config.restart_strategy,
+        config.max_backtrack,
+        config.seed,
+        max_prefix_tokens=config.max_new_tokens + 1,
     )
     envs = SatoriMathVectorEnv(
         num_envs=config.episodes_per_iteration,
@@ -157,7 +171,9 @@ def _build(config: TrainConfig, model_path: str, tasks: Any, reward: Any) -> _Le
         reward=make_reward(config.reward, bonus_scale=config.bonus_scale) if reward is None else reward,
         restart_buffer=buffer,
         restart_prob=config.restart_prob,
-        curriculum=config.curriculum if tasks is None else None,  # your tasks decide (a Curriculum is a task source too)
+        curriculum=config.curriculum
+        if tasks is None
+        else None,  # your tasks decide (a Curriculum is a task source too)
         autoreset_mode=AutoresetMode.DISABLED,  # collect_rollout resets every copy itself
     )
     envs.reset(seed=config.seed)
@@ -168,7 +184,9 @@ def _build(config: TrainConfig, model_path: str, tasks: Any, reward: Any) -> _Le
     return _Learner(model, tokenizer, envs, policy, algorithm, engine)
 
 
-def _checkpoint_state(learner: _Learner, iteration: int, before: dict[str, float], history: list[dict[str, float]]) -> dict[str, Any]:
+def _checkpoint_state(
+    learner: _Learner, iteration: int, before: dict[str, float], history: list[dict[str, float]]
+) -> dict[str, Any]:
     """Everything a checkpoint holds besides the weights, optimiser and RNG states, which
     :func:`~agents.checkpoint.save_checkpoint` adds (and the restart buffer, saved beside)."""
     envs = learner.envs
@@ -199,7 +217,9 @@ def _resume(learner: _Learner, checkpoint: Path) -> dict[str, Any]:
 def _iteration(learner: _Learner, config: TrainConfig, iteration: int, group_size: int) -> dict[str, float]:
     """One rollout and one update; returns everything logged for it."""
     started = time.perf_counter()
-    params = SamplingParams(config.max_new_tokens, config.temperature, config.top_p, seed=config.seed * 1_000_003 + iteration)
+    params = SamplingParams(
+        config.max_new_tokens, config.temperature, config.top_p, seed=config.seed * 1_000_003 + iteration
+    )
     rollout = collect_rollout(learner.envs, learner.engine, params, group_size)
     rollout_seconds = time.perf_counter() - started
     metrics = learner.algorithm.update(rollout)  # score, prepare, optimise
@@ -226,7 +246,11 @@ def _train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: A
     checkpoint = latest_checkpoint(out) if config.resume else None
     state = _resume(learner, checkpoint) if checkpoint is not None else {}
     iteration = state.get("iteration", 0)
-    eval_problems = [p for level in config.eval_levels for p in load_problems("arith:test", level=level, limit=config.eval_per_level, seed=config.seed)]
+    eval_problems = [
+        p
+        for level in config.eval_levels
+        for p in load_problems("arith:test", level=level, limit=config.eval_per_level, seed=config.seed)
+    ]
     before = state.get("before") or _evaluate(learner, eval_problems, config)
 
     from torch.utils.tensorboard import SummaryWriter
@@ -244,11 +268,15 @@ def _train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: A
         bar.update(1)
         bar.set_postfix(acc=f"{metrics['rollout/accuracy']:.2f}", reward=f"{metrics['reward/total']:.2f}")
         if iteration % config.checkpoint_every == 0 and iteration < config.iterations:
-            buffer = learner.envs.restart_buffer
             save_checkpoint(
-                out, iteration, learner.model, learner.tokenizer, learner.algorithm.optimizers(), learner.algorithm.schedulers(),
+                out,
+                iteration,
+                learner.model,
+                learner.tokenizer,
+                learner.algorithm.optimizers(),
+                learner.algorithm.schedulers(),
                 _checkpoint_state(learner, iteration, before, history),
-                extra=lambda directory: buffer.save(directory / "restart_buffer.json.gz"),
+                extra=lambda directory: learner.envs.restart_buffer.save(directory / "restart_buffer.json.gz"),
             )
     bar.close()
     save_policy(learner.model, learner.tokenizer, out / "model", config.prompt_template)
@@ -267,16 +295,21 @@ def _rollout_metrics(rollout: Rollout) -> dict[str, float]:
     """What the environment reported about the rollout, averaged: reward terms, accuracy, COAT
     actions, restarts and self-correction, response length."""
     infos = rollout.infos
-    metrics = {"reward/total": float(rollout.rewards.mean()), "rollout/accuracy": float(np.mean([i["correct"] for i in infos]))}
+    metrics = {
+        "reward/total": float(rollout.rewards.mean()),
+        "rollout/accuracy": float(np.mean([i["correct"] for i in infos])),
+    }
     for term in infos[0]["reward_terms"]:
         metrics[f"reward/{term}"] = float(np.mean([i["reward_terms"][term] for i in infos]))
     for action in META_ACTIONS:
-        metrics[f"coat/{action}_rate"] = float(np.mean([i["actions"][action] for i in infos]))
+        metrics[f"coat/{action}_per_episode"] = float(np.mean([i["actions"][action] for i in infos]))
     metrics["rollout/response_length"] = float(np.mean([i["num_new_tokens"] for i in infos]))
     status = np.array([i["restart"]["reflect_status"] for i in infos])
     correct = np.array([bool(i["correct"]) for i in infos])
     metrics["restart/fraction"] = float(np.mean(status != 0))
-    metrics["restart/skipped"] = float(np.mean([i["restart"]["skipped"] for i in infos]))  # drawn, too long for the window
+    metrics["restart/skipped"] = float(
+        np.mean([i["restart"]["skipped"] for i in infos])
+    )  # drawn, too long for the window
     if (status == -1).any():
         metrics["coat/self_correction_rate"] = float(correct[status == -1].mean())  # wrong prefix -> right answer
     if (status == 1).any():
@@ -289,7 +322,9 @@ def _curriculum_metrics(curriculum, rollout: Rollout) -> dict[str, float]:
     arm's recent pass rate, and an adaptive curriculum's frontier."""
     arms = [info["curriculum_arm"] for info in rollout.infos]
     metrics = {f"curriculum/share_{arm}": arms.count(arm) / len(arms) for arm in curriculum.arms}
-    metrics.update({f"curriculum/pass_rate_{arm}": rate for arm, rate in curriculum.pass_rates().items() if rate is not None})
+    metrics.update(
+        {f"curriculum/pass_rate_{arm}": rate for arm, rate in curriculum.pass_rates().items() if rate is not None}
+    )
     if isinstance(curriculum, AdaptiveCurriculum):
         metrics["curriculum/frontier"] = float(curriculum.frontier)
     return metrics
@@ -305,4 +340,6 @@ def _evaluate(learner: _Learner, problems: list, config: TrainConfig) -> dict[st
     if not problems:
         return {}
     params = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=0.0)
-    return evaluate(learner.engine, learner.tokenizer, problems, params=params, prompt_template=config.prompt_template).row()
+    return evaluate(
+        learner.engine, learner.tokenizer, problems, params=params, prompt_template=config.prompt_template
+    ).row()

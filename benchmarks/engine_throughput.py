@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from agents.device import choose_device  # noqa: E402
 from agents.engines import HFEngine, SamplingParams, make_engine  # noqa: E402
 from agents.models import build_model  # noqa: E402
-from benchmarks.report import Ratio, machine, markdown_table, write_json  # noqa: E402
+from agents.speed_report import Ratio, machine, markdown_table, write_json  # noqa: E402
 from satori_env import SatoriMathVectorEnv  # noqa: E402
 
 
@@ -73,8 +73,15 @@ def main() -> int:
             width = max(len(p) for p in batch)
             ids = torch.tensor([[pad] * (width - len(p)) + p for p in batch])
             mask = (torch.arange(width)[None, :] >= torch.tensor([width - len(p) for p in batch])[:, None]).long()
-            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=args.new_tokens, do_sample=True,
-                                 temperature=1.0, top_k=0, pad_token_id=pad)
+            out = model.generate(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                max_new_tokens=args.new_tokens,
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                pad_token_id=pad,
+            )
             return out[:, width:].tolist()
 
         baseline = tokens_per_second(raw_generate, prompts, args.repeats)
@@ -84,10 +91,20 @@ def main() -> int:
         }
         if args.vllm:
             engines["VLLMEngine"] = make_engine("vllm", model, envs, model_path=model_path)
-        rates = {name: tokens_per_second(lambda batch, e=engine: e.generate(batch, params), prompts, args.repeats) for name, engine in engines.items()}
+        rates = {
+            name: tokens_per_second(lambda batch, e=engine: e.generate(batch, params), prompts, args.repeats)
+            for name, engine in engines.items()
+        }
 
     rows = [
-        Ratio("engine", f"{name} tokens/s ({args.prompts} prompts x {args.new_tokens} tokens)", rate, baseline, "transformers generate", lower_is_better=False)
+        Ratio(
+            "engine",
+            f"{name} tokens/s ({args.prompts} prompts x {args.new_tokens} tokens)",
+            rate,
+            baseline,
+            "transformers generate",
+            lower_is_better=False,
+        )
         for name, rate in rates.items()
     ]
     print(f"machine: {machine()}")

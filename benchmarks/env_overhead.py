@@ -30,7 +30,7 @@ from transformers import LlamaForCausalLM, LogitsProcessor, LogitsProcessorList
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from agents.models import llama_config  # noqa: E402
-from benchmarks.report import Ratio, machine, write_json  # noqa: E402
+from agents.speed_report import Ratio, machine, write_json  # noqa: E402
 from satori_env import SatoriMathEnv, SatoriMathVectorEnv  # noqa: E402
 from satori_env.verifier import default_verifier  # noqa: E402
 
@@ -107,8 +107,11 @@ def env_only_throughput(seed: int) -> dict[str, float]:
     start = time.perf_counter()
     envs.step_tokens(chunk)
     chunk_rate = chunk.size / (time.perf_counter() - start)
-    return {"single env, step": single_rate, f"vector env ({BATCH}), step": vector_rate,
-            f"vector env ({BATCH}), step_tokens": chunk_rate}
+    return {
+        "single env, step": single_rate,
+        f"vector env ({BATCH}), step": vector_rate,
+        f"vector env ({BATCH}), step_tokens": chunk_rate,
+    }
 
 
 def main() -> int:
@@ -157,8 +160,10 @@ def main() -> int:
     med = statistics.median
     chunk_share = med(chunk_env) / (med(chunk_gen) + med(chunk_env))
     token_share = med(token_env) / med(token_total)
-    print(f"machine: {machine()}; {args.threads} threads; "
-          f"model {n_params / 1e6:.2f}M parameters; batch {BATCH}, {NEW_TOKENS} new tokens; median of {args.repeats}")
+    print(
+        f"machine: {machine()}; {args.threads} threads; "
+        f"model {n_params / 1e6:.2f}M parameters; batch {BATCH}, {NEW_TOKENS} new tokens; median of {args.repeats}"
+    )
     print("\n| env only | tokens/s |\n|---|---|")
     for name, rate in throughput.items():
         print(f"| {name} | {rate:,.0f} |")
@@ -166,10 +171,22 @@ def main() -> int:
     print(f"| raw generate (baseline) | {med(raw):.3f} | - |")
     print(f"| generate, then step_tokens | {med(chunk_gen) + med(chunk_env):.3f} | {chunk_share:.1%} |")
     print(f"| generate stepping the env every token | {med(token_total):.3f} | {token_share:.1%} |")
-    print(f"\nchunk path: env overhead {chunk_share:.1%} (target <= 5 %); "
-          f"total / raw generate = {(med(chunk_gen) + med(chunk_env)) / med(raw):.3f}")
+    print(
+        f"\nchunk path: env overhead {chunk_share:.1%} (target <= 5 %); "
+        f"total / raw generate = {(med(chunk_gen) + med(chunk_env)) / med(raw):.3f}"
+    )
     write_json(
-        [Ratio("env overhead", f"generate + step_tokens, s ({BATCH} x {NEW_TOKENS} tokens)", med(chunk_gen) + med(chunk_env), med(raw), "raw generate", True, 0.95)],
+        [
+            Ratio(
+                "env overhead",
+                f"generate + step_tokens, s ({BATCH} x {NEW_TOKENS} tokens)",
+                med(chunk_gen) + med(chunk_env),
+                med(raw),
+                "raw generate",
+                True,
+                0.95,
+            )
+        ],
         args.json,
     )
     return 0 if chunk_share <= 0.05 else 1

@@ -43,8 +43,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from agents.config import preset  # noqa: E402
 from agents.models import build_model  # noqa: E402
+from agents.speed_report import Ratio, machine, write_json  # noqa: E402
 from agents.train import train_rl  # noqa: E402
-from benchmarks.report import Ratio, machine, write_json  # noqa: E402
 from satori_env import load_problems  # noqa: E402
 from satori_env.coat import get_template  # noqa: E402
 from satori_env.verifier import default_verifier  # noqa: E402
@@ -52,7 +52,9 @@ from satori_env.verifier import default_verifier  # noqa: E402
 PROMPTS, SAMPLES, NEW_TOKENS, MICRO_BATCH = 16, 8, 128, 32
 
 
-def satori_steps(model_path: str, steps: int, out: str, algo: str = "ppo", engine: str = "hf") -> tuple[list[float], list[float]]:
+def satori_steps(
+    model_path: str, steps: int, out: str, algo: str = "ppo", engine: str = "hf"
+) -> tuple[list[float], list[float]]:
     """Seconds and completion tokens of each iteration of ``satori train``'s loop."""
     config = replace(
         preset("tiny"),
@@ -73,8 +75,14 @@ def satori_steps(model_path: str, steps: int, out: str, algo: str = "ppo", engin
         progress=False,
     )
     history = train_rl(config, model_path)["history"]
-    phases = {phase: statistics.median(h[f"perf/{phase}_seconds"] for h in history[1:]) for phase in ("rollout", "score", "update")}
-    print(f"satori {algo} ({engine}), median seconds per step: " + ", ".join(f"{phase} {s:.3f}" for phase, s in phases.items()))
+    phases = {
+        phase: statistics.median(h[f"perf/{phase}_seconds"] for h in history[1:])
+        for phase in ("rollout", "score", "update")
+    }
+    print(
+        f"satori {algo} ({engine}), median seconds per step: "
+        + ", ".join(f"{phase} {s:.3f}" for phase, s in phases.items())
+    )
     seconds = [h["perf/iteration_seconds"] for h in history]
     tokens = [h["rollout/response_length"] * config.episodes_per_iteration for h in history]
     return seconds, tokens
@@ -128,7 +136,14 @@ def trl_steps(model_path: str, steps: int, out: str, cache: str | None = None) -
         cache_implementation=cache,
     )
     timer = StepTimer()
-    trainer = GRPOTrainer(model=model, reward_funcs=rule_reward, args=args, train_dataset=data, processing_class=tokenizer, callbacks=[timer])
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=rule_reward,
+        args=args,
+        train_dataset=data,
+        processing_class=tokenizer,
+        callbacks=[timer],
+    )
     trainer.train()
     lengths = [log["completions/mean_length"] for log in trainer.state.log_history if "completions/mean_length" in log]
     return timer.seconds, [length * PROMPTS * SAMPLES for length in lengths]
@@ -137,8 +152,15 @@ def trl_steps(model_path: str, steps: int, out: str, cache: str | None = None) -
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=4, help="steps per side; the first is a warm-up")
-    parser.add_argument("--satori", nargs="+", default=["ppo:hf"], help="ALGO:ENGINE runs of satori's loop (e.g. ppo:hf grpo:hf ppo:vllm)")
-    parser.add_argument("--trl-static", action="store_true", help="add a TRL row with its cache_implementation='static' option")
+    parser.add_argument(
+        "--satori",
+        nargs="+",
+        default=["ppo:hf"],
+        help="ALGO:ENGINE runs of satori's loop (e.g. ppo:hf grpo:hf ppo:vllm)",
+    )
+    parser.add_argument(
+        "--trl-static", action="store_true", help="add a TRL row with its cache_implementation='static' option"
+    )
     parser.add_argument("--json", default=None, help="write the ratio rows here (for satori bench)")
     args = parser.parse_args()
     try:
@@ -165,17 +187,31 @@ def main() -> int:
             rows[name] = statistics.median(seconds[1:]), statistics.mean(tokens[1:])
     theirs_s, theirs_t = rows["TRL GRPOTrainer"]
     print(f"machine: {machine()}")
-    print(f"batch: {PROMPTS} prompts x {SAMPLES} samples, <= {NEW_TOKENS} new tokens, micro-batch {MICRO_BATCH}; {args.steps - 1} timed steps each")
+    print(
+        f"batch: {PROMPTS} prompts x {SAMPLES} samples, <= {NEW_TOKENS} new tokens, micro-batch {MICRO_BATCH}; "
+        f"{args.steps - 1} timed steps each"
+    )
     print("| run | s/step | tokens/step | tokens/s | speed-up vs TRL (s/step) | speed-up (tokens/s) |")
     print("|---|---|---|---|---|---|")
     for name, (step_s, step_t) in rows.items():
-        print(f"| {name} | {step_s:.2f} | {step_t:.0f} | {step_t / step_s:.0f} | {theirs_s / step_s:.2f}x | {(step_t / step_s) / (theirs_t / theirs_s):.2f}x |")
+        print(
+            f"| {name} | {step_s:.2f} | {step_t:.0f} | {step_t / step_s:.0f} | {theirs_s / step_s:.2f}x | "
+            f"{(step_t / step_s) / (theirs_t / theirs_s):.2f}x |"
+        )
     print("target: >= 2x for satori's PPO step")
     for name, seconds in every_step.items():
         print(f"{name}, every step (the first is the warm-up): {', '.join(f'{x:.2f}' for x in seconds)} s")
     write_json(
         [
-            Ratio("RL step", f"{name}, s/step ({PROMPTS} x {SAMPLES} completions, <= {NEW_TOKENS} tokens)", step_s, theirs_s, "TRL GRPOTrainer", True, 2.0 if "ppo" in name else None)
+            Ratio(
+                "RL step",
+                f"{name}, s/step ({PROMPTS} x {SAMPLES} completions, <= {NEW_TOKENS} tokens)",
+                step_s,
+                theirs_s,
+                "TRL GRPOTrainer",
+                True,
+                2.0 if "ppo" in name else None,
+            )
             for name, (step_s, _) in rows.items()
             if not name.startswith("TRL")
         ],

@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.report import Ratio, write_json  # noqa: E402
+from agents.speed_report import Ratio, write_json  # noqa: E402
 from benchmarks.verifier_cases import CANARY, EQUIVALENT, HOSTILE, NOT_EQUIVALENT, Case, dataset_cases  # noqa: E402
 from satori_env._verifier_worker import _WARM_UP as WARM_UP  # noqa: E402
 from satori_env.verifier import Verifier  # noqa: E402
@@ -119,6 +119,7 @@ def main() -> int:
 
     def ours(cases: list[Case]) -> Result:
         with Verifier(timeout=args.timeout, workers=args.workers).start() as verifier:  # started outside the timing
+
             def check(case: Case) -> tuple[bool, float]:
                 start = time.perf_counter()
                 verdict = verifier.check(case.completion, case.gold)
@@ -144,9 +145,14 @@ def main() -> int:
         verifier.verify_batch(all_pairs)
         batch_seconds = time.perf_counter() - start
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}; verifier timeout {args.timeout} s, {args.workers} workers")
-    header = "| set | cases | accuracy ours | accuracy direct | p50 ms ours / direct | p99 ms ours / direct | max s ours / direct |"
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}; verifier timeout {args.timeout} s, {args.workers} workers"
+    )
+    header = (
+        "| set | cases | accuracy ours | accuracy direct "
+        "| p50 ms ours / direct | p99 ms ours / direct | max s ours / direct |"
+    )
     print(header)
     print("|---" * 7 + "|")
     failures = []
@@ -156,19 +162,25 @@ def main() -> int:
         everything_direct.append(theirs.latencies)
         p50 = (np.percentile(mine.latencies, 50) * 1e3, np.percentile(theirs.latencies, 50) * 1e3)
         p99 = (np.percentile(mine.latencies, 99) * 1e3, np.percentile(theirs.latencies, 99) * 1e3)
-        print(f"| {name} | {len(sets[name])} | {mine.accuracy:.3f} | {theirs.accuracy:.3f} | "
-              f"{p50[0]:.2f} / {p50[1]:.2f} | {p99[0]:.1f} / {p99[1]:.1f} | "
-              f"{mine.latencies.max():.2f} / {theirs.latencies.max():.2f} |")
+        print(
+            f"| {name} | {len(sets[name])} | {mine.accuracy:.3f} | {theirs.accuracy:.3f} | "
+            f"{p50[0]:.2f} / {p50[1]:.2f} | {p99[0]:.1f} / {p99[1]:.1f} | "
+            f"{mine.latencies.max():.2f} / {theirs.latencies.max():.2f} |"
+        )
         if mine.accuracy < theirs.accuracy:
             failures.append(f"accuracy on {name}: {mine.accuracy:.3f} < {theirs.accuracy:.3f}")
     mine_all, theirs_all = np.concatenate(everything_ours), np.concatenate(everything_direct)
     p99_ratio = np.percentile(mine_all, 99) / np.percentile(theirs_all, 99)
-    print(f"\nall cases: p99 ratio ours/direct = {p99_ratio:.3f} (target <= 1); "
-          f"max latency ours = {mine_all.max():.3f} s (target <= 1.5 s); "
-          f"total time ours/direct = {mine_all.sum() / theirs_all.sum():.3f}")
-    print(f"batch throughput (non-hostile, {len(all_pairs)} pairs, {args.workers} workers): "
-          f"{len(all_pairs) / batch_seconds:.0f} checks/s vs direct sequential "
-          f"{len(all_pairs) / sum(r[1].latencies.sum() for n, r in results.items() if n != 'hostile'):.0f} checks/s")
+    print(
+        f"\nall cases: p99 ratio ours/direct = {p99_ratio:.3f} (target <= 1); "
+        f"max latency ours = {mine_all.max():.3f} s (target <= 1.5 s); "
+        f"total time ours/direct = {mine_all.sum() / theirs_all.sum():.3f}"
+    )
+    print(
+        f"batch throughput (non-hostile, {len(all_pairs)} pairs, {args.workers} workers): "
+        f"{len(all_pairs) / batch_seconds:.0f} checks/s vs direct sequential "
+        f"{len(all_pairs) / sum(r[1].latencies.sum() for n, r in results.items() if n != 'hostile'):.0f} checks/s"
+    )
     if p99_ratio > 1:
         failures.append(f"p99 ratio {p99_ratio:.3f} > 1")
     if mine_all.max() > 1.5:
@@ -179,9 +191,25 @@ def main() -> int:
     direct_name = "math-verify direct"
     write_json(
         [
-            Ratio("verifier", f"p99 latency, ms ({len(mine_all)} checks)", np.percentile(mine_all, 99) * 1e3, np.percentile(theirs_all, 99) * 1e3, direct_name, True, 1.0),
+            Ratio(
+                "verifier",
+                f"p99 latency, ms ({len(mine_all)} checks)",
+                np.percentile(mine_all, 99) * 1e3,
+                np.percentile(theirs_all, 99) * 1e3,
+                direct_name,
+                True,
+                1.0,
+            ),
             Ratio("verifier", "total time of all checks, s", mine_all.sum(), theirs_all.sum(), direct_name, True),
-            Ratio("verifier", "accuracy on labelled adversarial cases", results["adversarial labelled"][0].accuracy, results["adversarial labelled"][1].accuracy, direct_name, False, 1.0),
+            Ratio(
+                "verifier",
+                "accuracy on labelled adversarial cases",
+                results["adversarial labelled"][0].accuracy,
+                results["adversarial labelled"][1].accuracy,
+                direct_name,
+                False,
+                1.0,
+            ),
         ],
         args.json,
     )

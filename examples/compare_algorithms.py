@@ -52,7 +52,9 @@ def main(
         for seed in seeds:
             config = replace(base, algo=algo, seed=seed, out=str(Path(out) / algo / f"seed{seed}"))
             metrics = Path(config.out) / "rl" / "metrics.json"
-            result = json.loads(metrics.read_text()) if metrics.exists() else train_rl(config, model)  # finished runs are read
+            result = (
+                json.loads(metrics.read_text()) if metrics.exists() else train_rl(config, model)
+            )  # finished runs are read
             runs.setdefault(algo, []).append(summarise(result, seed))
             print(f"{algo} seed {seed}: {runs[algo][-1]['before']} -> {runs[algo][-1]['after']}", flush=True)
     write_report(runs, Path(out), iterations, base.episodes_per_iteration)
@@ -84,8 +86,10 @@ def write_report(runs: dict[str, list[dict]], out: Path, iterations: int, episod
             continue
         gains = [r["after"] - r["before"] for r in results]
         lines.append(
-            f"| {algo} | {len(results)} | {np.mean([r['before'] for r in results]):.3f} | {np.mean([r['after'] for r in results]):.3f} "
-            f"| {np.mean(gains):+.3f} | {min(gains):+.3f}..{max(gains):+.3f} | {np.mean([r['minutes'] for r in results]):.1f} |"
+            f"| {algo} | {len(results)} | {np.mean([r['before'] for r in results]):.3f} | "
+            f"{np.mean([r['after'] for r in results]):.3f} "
+            f"| {np.mean(gains):+.3f} | {min(gains):+.3f}..{max(gains):+.3f} | "
+            f"{np.mean([r['minutes'] for r in results]):.1f} |"
         )
     table = "\n".join(lines)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,14 +103,29 @@ def write_report(runs: dict[str, list[dict]], out: Path, iterations: int, episod
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--algos", nargs="+", default=None, help=f"default: all registered ({', '.join(sorted(ALGORITHMS))})")
+    parser.add_argument(
+        "--algos", nargs="+", default=None, help=f"default: all registered ({', '.join(sorted(ALGORITHMS))})"
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--iterations", type=int, default=15)
     parser.add_argument("--eval-per-level", type=int, default=200)
     parser.add_argument("--model", default=None, help="a format-tuned policy (default: build runs/tiny with stage one)")
     parser.add_argument("--out", default="runs/compare")
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--curriculum", default="adaptive", help="the tiny preset's curriculum: adaptive, uniform, or None (a uniform random mix)")
+    parser.add_argument(
+        "--curriculum",
+        default="adaptive",
+        help="the tiny preset's curriculum: adaptive, uniform, or None (a uniform random mix)",
+    )
     args = parser.parse_args()
     curriculum = None if args.curriculum == "None" else args.curriculum
-    main(args.algos, tuple(args.seeds), args.iterations, args.eval_per_level, args.model, args.out, args.threads, curriculum=curriculum)
+    main(
+        args.algos,
+        tuple(args.seeds),
+        args.iterations,
+        args.eval_per_level,
+        args.model,
+        args.out,
+        args.threads,
+        curriculum=curriculum,
+    )

@@ -57,11 +57,19 @@ class ReinforceWithBaseline(Algorithm):
 
 def main(model: str | None = None, out: str = "runs/custom", iterations: int = 10, eval_per_level: int = 100) -> dict:
     """Train the tiny format-tuned policy (built by stage one when ``model`` is None) with it."""
-    config = replace(preset("tiny"), out=out, algo=ReinforceWithBaseline.name, iterations=iterations, eval_per_level=eval_per_level)
-    model = model or str(stage_one(replace(config, out="runs/tiny")))  # the same stage one as `satori train --preset tiny`
+    config = replace(
+        preset("tiny"), out=out, algo=ReinforceWithBaseline.name, iterations=iterations, eval_per_level=eval_per_level
+    )
+    model = model or str(
+        stage_one(replace(config, out="runs/tiny"))
+    )  # the same stage one as `satori train --preset tiny`
     result = train_rl(config, model)
     for name in ("before", "after"):
-        print(f"{name:>6} RL: held-out accuracy {result[name]['accuracy']:.3f}" if result[name] else f"{name}: not evaluated")
+        print(
+            f"{name:>6} RL: held-out accuracy {result[name]['accuracy']:.3f}"
+            if result[name]
+            else f"{name}: not evaluated"
+        )
     rewards = " ".join(f"{h['reward/total']:.2f}" for h in result["history"])
     print(f"reward per iteration: {rewards}")
     print(f"TensorBoard: {Path(out) / 'rl' / 'tb'}")

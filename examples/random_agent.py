@@ -1,6 +1,6 @@
 """A random agent in SatoriMath-v0: it writes allowed tokens at random until each episode ends.
 
-    python examples/random_agent.py --episodes 3
+python examples/random_agent.py --episodes 3
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ def main(episodes: int = 3, seed: int = 0) -> list[float]:
             done = terminated or truncated
         returns.append(total)
         print(env.render(), end="")
-        print(f"episode {episode}: return {total}, answer {info['answer']!r} (gold {info['gold']}), "
-              f"{'terminated' if terminated else 'truncated'} after {info['num_new_tokens']} tokens\n")
+        print(
+            f"episode {episode}: return {total}, answer {info['answer']!r} (gold {info['gold']}), "
+            f"{'terminated' if terminated else 'truncated'} after {info['num_new_tokens']} tokens\n"
+        )
     env.close()
     return returns
 

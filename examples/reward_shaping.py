@@ -67,10 +67,18 @@ def main() -> dict[str, dict[str, dict[str, float]]]:
     for name, restart, text in scripted_cases(problem, tokenizer):
         table[name] = {preset: score(reward, problem, restart, text) for preset, reward in REWARDS.items()}
     columns = [(preset, term) for preset, terms in next(iter(table.values())).items() for term in terms]
-    print("| trajectory | " + " | ".join(f"{p}: {t}" for p, t in columns) + " | " + " | ".join(f"{p} total" for p in REWARDS) + " |")
+    print(
+        "| trajectory | "
+        + " | ".join(f"{p}: {t}" for p, t in columns)
+        + " | "
+        + " | ".join(f"{p} total" for p in REWARDS)
+        + " |"
+    )
     print("|---" * (1 + len(columns) + len(REWARDS)) + "|")
     for name, by_preset in table.items():
-        cells = [f"{by_preset[p][t]:+.2f}" for p, t in columns] + [f"{sum(by_preset[p].values()):+.2f}" for p in REWARDS]
+        cells = [f"{by_preset[p][t]:+.2f}" for p, t in columns] + [
+            f"{sum(by_preset[p].values()):+.2f}" for p in REWARDS
+        ]
         print(f"| {name} | " + " | ".join(cells) + " |")
     return table
 

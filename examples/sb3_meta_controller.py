@@ -37,9 +37,17 @@ def evaluate(env: CoatMetaEnv, controller, problems) -> dict[str, float]:
     }
 
 
-def main(model: str | None = None, timesteps: int = 4096, train_problems: int = 512, test_per_level: int = 200,
-         levels: tuple[int, ...] = (2, 3), seed: int = 0, out: str = "runs/meta_controller",
-         n_steps: int = 512, learning_starts: int = 256) -> dict[str, dict[str, float]]:
+def main(
+    model: str | None = None,
+    timesteps: int = 4096,
+    train_problems: int = 512,
+    test_per_level: int = 200,
+    levels: tuple[int, ...] = (2, 3),
+    seed: int = 0,
+    out: str = "runs/meta_controller",
+    n_steps: int = 512,
+    learning_starts: int = 256,
+) -> dict[str, dict[str, float]]:
     from stable_baselines3 import DQN, PPO
 
     torch.manual_seed(seed)
@@ -47,7 +55,11 @@ def main(model: str | None = None, timesteps: int = 4096, train_problems: int = 
         print("no --model: building and format-tuning the tiny policy in runs/tiny (stage one, minutes)", flush=True)
         model = str(stage_one(replace(preset("tiny"), out="runs/tiny")))
     writer = LMStepWriter.from_pretrained(model, max_step_tokens=48)
-    train = [p for level in levels for p in load_problems("arith:train", level=level, limit=train_problems // len(levels), seed=seed)]
+    train = [
+        p
+        for level in levels
+        for p in load_problems("arith:train", level=level, limit=train_problems // len(levels), seed=seed)
+    ]
     test = [p for level in levels for p in load_problems("arith:test", level=level, limit=test_per_level, seed=seed)]
     env, test_env = CoatMetaEnv(writer, tasks=train), CoatMetaEnv(writer, tasks=test)
     rng = np.random.default_rng(seed)
@@ -57,9 +69,27 @@ def main(model: str | None = None, timesteps: int = 4096, train_problems: int = 
         "LM's own choice": lambda obs: int(np.argmax(obs[6:9])),  # the meta-action the LM would write
     }
     learners = {
-        "PPO": PPO("MlpPolicy", env, n_steps=n_steps, batch_size=min(64, n_steps), ent_coef=0.01, seed=seed, device="cpu", verbose=0),
-        "DQN": DQN("MlpPolicy", env, learning_starts=learning_starts, exploration_fraction=0.3, target_update_interval=250,
-                   train_freq=4, seed=seed, device="cpu", verbose=0),
+        "PPO": PPO(
+            "MlpPolicy",
+            env,
+            n_steps=n_steps,
+            batch_size=min(64, n_steps),
+            ent_coef=0.01,
+            seed=seed,
+            device="cpu",
+            verbose=0,
+        ),
+        "DQN": DQN(
+            "MlpPolicy",
+            env,
+            learning_starts=learning_starts,
+            exploration_fraction=0.3,
+            target_update_interval=250,
+            train_freq=4,
+            seed=seed,
+            device="cpu",
+            verbose=0,
+        ),
     }
     for name, learner in learners.items():
         print(f"training the {name} controller for {timesteps} steps", flush=True)
@@ -68,11 +98,18 @@ def main(model: str | None = None, timesteps: int = 4096, train_problems: int = 
     print(f"evaluating {len(controllers)} controllers on {len(test)} held-out problems", flush=True)
     results = {name: evaluate(test_env, controller, test) for name, controller in controllers.items()}
     base, rand = results["always continue"]["accuracy"], results["random"]["accuracy"]
-    lines = [f"held-out arith:test levels {list(levels)}, {len(test)} problems; SB3 trained {timesteps} steps on {len(train)} problems", "",
-             "| controller | accuracy | vs always-continue | vs random | steps | reflect / ep. | explore / ep. |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"held-out arith:test levels {list(levels)}, {len(test)} problems; SB3 trained {timesteps} steps on "
+        f"{len(train)} problems",
+        "",
+        "| controller | accuracy | vs always-continue | vs random | steps | reflect / ep. | explore / ep. |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, row in results.items():
-        lines.append(f"| {name} | {row['accuracy']:.3f} | {row['accuracy'] - base:+.3f} | {row['accuracy'] - rand:+.3f} "
-                     f"| {row['steps']:.2f} | {row['reflect / episode']:.2f} | {row['explore / episode']:.2f} |")
+        lines.append(
+            f"| {name} | {row['accuracy']:.3f} | {row['accuracy'] - base:+.3f} | {row['accuracy'] - rand:+.3f} "
+            f"| {row['steps']:.2f} | {row['reflect / episode']:.2f} | {row['explore / episode']:.2f} |"
+        )
     table = "\n".join(lines)
     print(table)
     Path(out).mkdir(parents=True, exist_ok=True)
@@ -92,5 +129,13 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/meta_controller")
     args = parser.parse_args()
-    main(args.model, args.timesteps, args.train_problems, args.test_per_level, seed=args.seed, out=args.out,
-         n_steps=args.n_steps, learning_starts=args.learning_starts)
+    main(
+        args.model,
+        args.timesteps,
+        args.train_problems,
+        args.test_per_level,
+        seed=args.seed,
+        out=args.out,
+        n_steps=args.n_steps,
+        learning_starts=args.learning_starts,
+    )

@@ -1,13 +1,14 @@
 """satori-env: Satori's Chain-of-Action-Thought reasoning as a Gymnasium MDP.
 
-    import gymnasium as gym
-    import satori_env  # registers SatoriMath-v0 and its variants
+import gymnasium as gym
+import satori_env  # registers SatoriMath-v0 and its variants
 
-    env = gym.make("SatoriMath-v0")
+env = gym.make("SatoriMath-v0")
 """
 
 from gymnasium.envs.registration import register
 
+from satori_env.answers import extract_answer
 from satori_env.coat import CONTINUE, EXPLORE, META_ACTIONS, PROMPT_TEMPLATES, REFLECT, PromptTemplate
 from satori_env.curriculum import CURRICULA, AdaptiveCurriculum, Curriculum, FixedMix, make_curriculum
 from satori_env.env import SatoriMathEnv
@@ -15,7 +16,7 @@ from satori_env.restart import RestartBuffer, RestartState, Trajectory
 from satori_env.rewards import Episode, LengthPenalty, PreferenceBonus, ReflectionBonus, RewardSpec
 from satori_env.tasks import ArithmeticTasks, Problem, generate_arithmetic, list_sources, load_problems
 from satori_env.vector import SatoriMathVectorEnv
-from satori_env.verifier import Verdict, Verifier, VerifierStats, extract_answer, verify, verify_batch
+from satori_env.verifier import Verdict, Verifier, VerifierStats, verify, verify_batch
 
 ENV_IDS: dict[str, dict] = {
     "SatoriMath-v0": {},  # procedural arithmetic, levels 1-3, shipped tokenizer

@@ -7,7 +7,16 @@ import reprlib
 __all__ = ["brief"]
 
 _SHORT = reprlib.Repr()
-for _name, _limit in {"maxlevel": 2, "maxdict": 4, "maxlist": 6, "maxtuple": 6, "maxset": 4, "maxstring": 60, "maxlong": 40, "maxother": 60}.items():
+for _name, _limit in {
+    "maxlevel": 2,
+    "maxdict": 4,
+    "maxlist": 6,
+    "maxtuple": 6,
+    "maxset": 4,
+    "maxstring": 60,
+    "maxlong": 40,
+    "maxother": 60,
+}.items():
     setattr(_SHORT, _name, _limit)  # Repr() takes them as arguments only from Python 3.12
 
 

@@ -6,7 +6,8 @@ A COAT trajectory is a sequence of steps, each opened by a meta-action token:
 * ``<|reflect|>``: check the steps so far;
 * ``<|explore|>``: abandon a flawed line and try another.
 
->>> [(s.action, s.text) for s in split_steps("<|continue|>2+3=5<|reflect|>2+3 is 5.<|continue|>The answer is \\\\boxed{5}.")]
+>>> trajectory = "<|continue|>2+3=5<|reflect|>2+3 is 5.<|continue|>The answer is \\\\boxed{5}."
+>>> [(s.action, s.text) for s in split_steps(trajectory)]
 [('continue', '2+3=5'), ('reflect', '2+3 is 5.'), ('continue', 'The answer is \\\\boxed{5}.')]
 """
 

@@ -76,7 +76,10 @@ class Curriculum:
         names = list(self.arms)
         weights = np.asarray(self.weights(), dtype=float)
         if weights.shape != (len(names),) or (weights < 0).any() or not weights.sum() > 0:
-            raise ValueError(f"{type(self).__name__}.weights() must give one non-negative weight per arm {names}, some positive; got {weights.tolist()}")
+            raise ValueError(
+                f"{type(self).__name__}.weights() must give one non-negative weight per arm {names}, some positive; "
+                f"got {weights.tolist()}"
+            )
         arm = names[int(rng.choice(len(names), p=weights / weights.sum()))]
         self.served[arm] += 1
         return arm, self.arms[arm].sample(rng)
@@ -118,15 +121,21 @@ class Curriculum:
     def _check_state(self, state: Any) -> dict[str, Any]:
         """The attributes a state sets, checked; subclasses add theirs."""
         if not isinstance(state, Mapping) or not {"recent", "served"} <= set(state):
-            raise ValueError(f"a curriculum state is a dict with 'recent' and 'served' (from state_dict()), got {brief(state)}")
+            raise ValueError(
+                f"a curriculum state is a dict with 'recent' and 'served' (from state_dict()), got {brief(state)}"
+            )
         recent, served = state["recent"], state["served"]
         for field, value in (("recent", recent), ("served", served)):
             if not isinstance(value, Mapping) or set(value) != set(self.arms):
                 got = sorted(map(str, value)) if isinstance(value, Mapping) else value
-                raise ValueError(f"curriculum state {field!r} must have this curriculum's arms {sorted(self.arms)}, got {brief(got)}")
+                raise ValueError(
+                    f"curriculum state {field!r} must have this curriculum's arms {sorted(self.arms)}, got {brief(got)}"
+                )
         for name, outcomes in recent.items():
             if not isinstance(outcomes, (list, tuple)) or not all(isinstance(o, bool) for o in outcomes):
-                raise ValueError(f"curriculum state 'recent' of arm {name!r} must be a list of bools, got {brief(outcomes)}")
+                raise ValueError(
+                    f"curriculum state 'recent' of arm {name!r} must be a list of bools, got {brief(outcomes)}"
+                )
         for name, count in served.items():
             if not _is_count(count):
                 raise ValueError(f"curriculum state 'served' of arm {name!r} must be an int >= 0, got {brief(count)}")
@@ -162,10 +171,14 @@ class FixedMix(Curriculum):
             raise ValueError(f"weights for unknown arm(s) {sorted(unknown)}; arms: {list(self.arms)}")
         self._weights = [weights.get(name, 0.0 if weights else 1.0) for name in self.arms]
         if any(w < 0 for w in self._weights) or not sum(self._weights) > 0:
-            raise ValueError(f"weights must be non-negative with a positive sum, got {dict(zip(self.arms, self._weights))}")
+            raise ValueError(
+                f"weights must be non-negative with a positive sum, got {dict(zip(self.arms, self._weights))}"
+            )
 
     @classmethod
-    def over_levels(cls, levels: Sequence[int] = (1, 2, 3), weights: Sequence[float] | None = None, split: str = "train") -> FixedMix:
+    def over_levels(
+        cls, levels: Sequence[int] = (1, 2, 3), weights: Sequence[float] | None = None, split: str = "train"
+    ) -> FixedMix:
         """Arithmetic levels as arms ``L1``, ``L2``, ...; uniform unless ``weights`` are given."""
         arms = _level_arms(levels, split)
         return cls(arms, None if weights is None else dict(zip(arms, weights)))
@@ -241,7 +254,12 @@ class AdaptiveCurriculum(Curriculum):
             self.frontier, self.since_move, self.demotions = self.frontier - 1, 0, self.demotions + 1
 
     def state_dict(self) -> dict[str, Any]:
-        moves = {"frontier": self.frontier, "since_move": self.since_move, "promotions": self.promotions, "demotions": self.demotions}
+        moves = {
+            "frontier": self.frontier,
+            "since_move": self.since_move,
+            "promotions": self.promotions,
+            "demotions": self.demotions,
+        }
         return {**super().state_dict(), **moves}
 
     def _check_state(self, state: Any) -> dict[str, Any]:
@@ -251,7 +269,10 @@ class AdaptiveCurriculum(Curriculum):
             if not _is_count(value):
                 raise ValueError(f"adaptive curriculum state {name!r} must be an int >= 0, got {brief(value)}")
         if moves["frontier"] >= len(self.arms):
-            raise ValueError(f"adaptive curriculum state 'frontier' must index one of the {len(self.arms)} arms, got {moves['frontier']}")
+            raise ValueError(
+                f"adaptive curriculum state 'frontier' must index one of the {len(self.arms)} arms, got "
+                f"{moves['frontier']}"
+            )
         return {**checked, **moves}
 
 
@@ -270,7 +291,9 @@ def make_curriculum(spec: str | Curriculum, tasks: Any = None) -> Curriculum:
     if isinstance(spec, Curriculum):
         return spec
     if spec not in CURRICULA:
-        raise ValueError(f"unknown curriculum {spec!r}; valid curricula: {sorted(CURRICULA)} or a satori_env.Curriculum")
+        raise ValueError(
+            f"unknown curriculum {spec!r}; valid curricula: {sorted(CURRICULA)} or a satori_env.Curriculum"
+        )
     if tasks is None:
         return CURRICULA[spec]()
     if isinstance(tasks, ArithmeticTasks):

@@ -14,7 +14,7 @@ from satori_env._checks import brief
 from satori_env.coat import META_ACTIONS, PromptTemplate, get_template, render_ansi
 from satori_env.curriculum import Curriculum, make_curriculum
 from satori_env.restart import RestartBuffer, RestartState, Trajectory
-from satori_env.rewards import Episode, RewardSpec, Scorer, make_reward
+from satori_env.rewards import Episode, Scorer, make_reward
 from satori_env.tasks import Problem, ProblemSource, make_source
 from satori_env.tasks.sources import FixedProblems
 from satori_env.tokenizer import add_coat_tokens, load_tokenizer, tokenizer_fingerprint
@@ -142,7 +142,9 @@ class SatoriMathEnv(gym.Env):
         self.reward_spec = make_reward(reward, scorer)
         self.observation_mode = observation_mode
         self.render_mode = render_mode
-        if verifier is not None and not all(callable(getattr(verifier, name, None)) for name in ("check", "check_batch")):
+        if verifier is not None and not all(
+            callable(getattr(verifier, name, None)) for name in ("check", "check_batch")
+        ):
             raise TypeError(
                 f"verifier must be None (the process-wide one) or a satori_env.Verifier (an object with "
                 f"check and check_batch methods), got {type(verifier).__name__}"
@@ -187,7 +189,9 @@ class SatoriMathEnv(gym.Env):
         else:
             self.observation_space = spaces.Sequence(spaces.Discrete(self.vocab_size), stack=True)
 
-        self.prompt_cache: dict[str, np.ndarray] = {}  # encoded prompts by question; copies with this tokenizer and template may share it
+        self.prompt_cache: dict[
+            str, np.ndarray
+        ] = {}  # encoded prompts by question; copies with this tokenizer and template may share it
         self._problem: Problem | None = None
         self._restart: RestartState | None = None
         self._tokens = np.empty(0, dtype=np.int64)
@@ -211,12 +215,20 @@ class SatoriMathEnv(gym.Env):
         problem, restart = options.pop("problem", None), options.pop("restart_state", None)
         arm = options.pop("curriculum_arm", None)
         if options:
-            raise ValueError(f"unknown reset option(s) {sorted(options)}; valid options: ['problem', 'restart_state', 'curriculum_arm']")
+            raise ValueError(
+                f"unknown reset option(s) {sorted(options)}; valid options: ['problem', 'restart_state', "
+                f"'curriculum_arm']"
+            )
         if problem is not None and restart is not None:
             raise ValueError("pass options['problem'] or options['restart_state'], not both")
-        if arm is not None and (problem is None or not isinstance(self.source, Curriculum) or arm not in self.source.arms):
+        if arm is not None and (
+            problem is None or not isinstance(self.source, Curriculum) or arm not in self.source.arms
+        ):
             arms = list(self.source.arms) if isinstance(self.source, Curriculum) else []
-            raise ValueError(f"options['curriculum_arm'] tags a pinned options['problem'] with an arm of the env's curriculum {arms}; got {arm!r}")
+            raise ValueError(
+                f"options['curriculum_arm'] tags a pinned options['problem'] with an arm of the env's curriculum "
+                f"{arms}; got {arm!r}"
+            )
         skipped = 0
         if restart is None and problem is None and self.restart_buffer is not None and len(self.restart_buffer):
             if self.np_random.random() < self.restart_prob:
@@ -230,7 +242,8 @@ class SatoriMathEnv(gym.Env):
                 raise TypeError(f"options['restart_state'] must be a RestartState, got {type(restart).__name__}")
             if restart.tokenizer_fingerprint not in (None, self.tokenizer_fingerprint):
                 raise ValueError(
-                    f"the restart state's prefix was written with another tokenizer (fingerprint {restart.tokenizer_fingerprint}; "
+                    f"the restart state's prefix was written with another tokenizer (fingerprint "
+                    f"{restart.tokenizer_fingerprint}; "
                     f"this environment's is {self.tokenizer_fingerprint}): its token ids would decode to other text"
                 )
             problem = restart.problem
@@ -245,7 +258,8 @@ class SatoriMathEnv(gym.Env):
         start = len(prompt) + len(prefix)
         if start > self.max_prompt_tokens or start >= self.width:
             raise ValueError(
-                f"the restart state of problem {problem.id} is {start} tokens with its prompt ({len(prefix)} of prefix), more "
+                f"the restart state of problem {problem.id} is {start} tokens with its prompt ({len(prefix)} of "
+                f"prefix), more "
                 f"than the prompt window ({self.max_prompt_tokens}) or the context ({self.width}); pass a larger "
                 "max_prompt_tokens, or keep long states out of the buffer with RestartBuffer(max_prefix_tokens=...)"
             )
@@ -337,8 +351,8 @@ class SatoriMathEnv(gym.Env):
     def action_masks(self) -> np.ndarray:
         """Boolean mask over the action space: True where the token may be written (read-only).
 
-        Boolean is sb3-contrib's ``MaskablePPO`` convention; Gymnasium's
-        ``Discrete.sample(mask=...)`` wants int8: ``env.action_space.sample(mask=env.unwrapped.action_masks().astype(np.int8))``.
+        Boolean is sb3-contrib's ``MaskablePPO`` convention; Gymnasium's ``Discrete.sample(mask=...)``
+        wants int8: ``env.action_space.sample(mask=env.unwrapped.action_masks().astype(np.int8))``.
         """
         return self._action_mask
 
@@ -363,7 +377,9 @@ class SatoriMathEnv(gym.Env):
             raise RuntimeError("the episode has ended (or never started): call reset() first")
         ids = token_array(tokens, self.num_actions)
         if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
-            raise TypeError(f"tokens must be a 1-D sequence of token ids, got {type(tokens).__name__} of shape {ids.shape}")
+            raise TypeError(
+                f"tokens must be a 1-D sequence of token ids, got {type(tokens).__name__} of shape {ids.shape}"
+            )
         checked = self.check_ids(ids.astype(np.int64, copy=False))
         room = self.tokens_left
         ends = [i for i, token in enumerate(checked[:room]) if token in self.stop_ids]
@@ -385,7 +401,9 @@ class SatoriMathEnv(gym.Env):
             raise ValueError(f"token id {token}{what} is outside the action space Discrete({self.num_actions})")
         forbidden = ~self._action_mask[ids]
         if forbidden.any():
-            raise ValueError(f"token id {int(ids[forbidden][0])} is the padding token; action_masks() lists the allowed ids")
+            raise ValueError(
+                f"token id {int(ids[forbidden][0])} is the padding token; action_masks() lists the allowed ids"
+            )
         return ids.tolist()
 
     def append_tokens(self, ids: Sequence[int]) -> tuple[bool, bool] | None:
@@ -396,9 +414,7 @@ class SatoriMathEnv(gym.Env):
         self._length = start + len(ids)
         self._count_actions(ids)
         terminated = ids[-1] in self.stop_ids if len(ids) else False
-        truncated = not terminated and (
-            self._length - self._start >= self.max_new_tokens or self._length >= self.width
-        )
+        truncated = not terminated and (self._length - self._start >= self.max_new_tokens or self._length >= self.width)
         if terminated or truncated:
             self._done = True
             return terminated, truncated

@@ -26,23 +26,30 @@ def locate_pretrained(name_or_path: str | os.PathLike, what: str = "model") -> s
     one ``/``, or whose first component is a local directory (``runs/model`` where ``runs/``
     exists), or is not shaped like a hub id at all."""
     if not isinstance(name_or_path, (str, os.PathLike)):
-        raise TypeError(f"{what} must be a local directory or a hub id (str or path), got {type(name_or_path).__name__}")
+        raise TypeError(
+            f"{what} must be a local directory or a hub id (str or path), got {type(name_or_path).__name__}"
+        )
     text = os.fspath(name_or_path)
     local = Path(text).expanduser()
     if local.is_dir():
         return str(local)
     if local.exists():
-        raise NotADirectoryError(f"{what} {text!r} is a file; pass the directory that holds it (as save_pretrained wrote it)")
+        raise NotADirectoryError(
+            f"{what} {text!r} is a file; pass the directory that holds it (as save_pretrained wrote it)"
+        )
     looks_like_path = (
         isinstance(name_or_path, os.PathLike)
         or text.startswith(("/", "./", "../", "~", "."))
-        or os.sep != "/" and os.sep in text
+        or os.sep != "/"
+        and os.sep in text
         or text.count("/") > 1
         or ("/" in text and Path(text.split("/", 1)[0]).is_dir())
         or not _HUB_ID.match(text)
     )
     if looks_like_path:
-        raise FileNotFoundError(f"{what} {text!r}: no such local directory (and not a hub id, which is 'name' or 'owner/name')")
+        raise FileNotFoundError(
+            f"{what} {text!r}: no such local directory (and not a hub id, which is 'name' or 'owner/name')"
+        )
     return text
 
 
@@ -60,12 +67,17 @@ def load_pretrained(loader: Callable[..., T], name_or_path: str | os.PathLike, w
         pass  # not in the local hub cache
     unreachable = _hub_unreachable()
     if unreachable:
-        raise OSError(f"{what} {source!r} is not a local directory, not in the local hub cache, and the hub cannot be reached ({unreachable})")
+        raise OSError(
+            f"{what} {source!r} is not a local directory, not in the local hub cache, and the hub cannot be reached "
+            f"({unreachable})"
+        )
     try:
         return loader(source, **kwargs)
     except OSError as error:
         first_line = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
-        raise OSError(f"{what} {source!r} is not a local directory, and the hub could not give it: {first_line[:300]}") from None
+        raise OSError(
+            f"{what} {source!r} is not a local directory, and the hub could not give it: {first_line[:300]}"
+        ) from None
 
 
 def _hub_unreachable(timeout: float = 5.0) -> str | None:

@@ -29,7 +29,7 @@ import hashlib
 import json
 import os
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,6 @@ VERSION = 2
 _READABLE_VERSIONS = (1, 2)
 _CONFIG_KEYS = {"meta_token_ids", "capacity", "strategy", "max_backtrack", "max_prefix_tokens", "tokenizer_fingerprint"}
 _PAYLOAD_KEYS = {"config", "problems", "states", "pass_counts", "rng"}
-STRATEGIES = ("uniform", "balanced", "frontier")
 
 
 @dataclass(frozen=True)
@@ -123,7 +122,9 @@ class RestartBuffer:
             tokenizer = default_tokenizer()
         ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in META_ACTIONS.items()}
         if any(i is None or i == tokenizer.unk_token_id for i in ids.values()):
-            raise ValueError(f"the tokenizer lacks COAT tokens ({ids}); run satori_env.tokenizer.add_coat_tokens on it first")
+            raise ValueError(
+                f"the tokenizer lacks COAT tokens ({ids}); run satori_env.tokenizer.add_coat_tokens on it first"
+            )
         self._configure(
             {
                 "meta_token_ids": ids,
@@ -141,11 +142,16 @@ class RestartBuffer:
 
     def _configure(self, config: Mapping[str, Any]) -> None:
         """Check and apply the settings (a constructor's arguments, or a loaded file's config)."""
-        if not isinstance(config, Mapping) or not {"meta_token_ids", "capacity", "strategy", "max_backtrack"} <= set(config) <= _CONFIG_KEYS:
+        if (
+            not isinstance(config, Mapping)
+            or not {"meta_token_ids", "capacity", "strategy", "max_backtrack"} <= set(config) <= _CONFIG_KEYS
+        ):
             got = sorted(map(str, config)) if isinstance(config, Mapping) else config
             raise ValueError(f"a restart buffer's config has the keys {sorted(_CONFIG_KEYS)}; got {brief(got)}")
         if config["strategy"] not in STRATEGIES:
-            raise ValueError(f"unknown restart strategy {brief(config['strategy'])}; valid strategies: {list(STRATEGIES)}")
+            raise ValueError(
+                f"unknown restart strategy {brief(config['strategy'])}; valid strategies: {list(STRATEGIES)}"
+            )
         for name in ("capacity", "max_backtrack"):
             value = config[name]
             if not _is_int(value) or value < (1 if name == "capacity" else 0):
@@ -154,13 +160,24 @@ class RestartBuffer:
         if limit is not None and (not _is_int(limit) or limit < 1):
             raise ValueError(f"max_prefix_tokens must be None or an int >= 1, got {brief(limit)}")
         ids = config["meta_token_ids"]
-        if not isinstance(ids, Mapping) or set(ids) != set(META_ACTIONS) or not all(_is_int(i) and i >= 0 for i in ids.values()) or len(set(ids.values())) != len(ids):
-            raise ValueError(f"meta_token_ids must map {sorted(META_ACTIONS)} to distinct token ids >= 0, got {brief(ids)}")
+        if (
+            not isinstance(ids, Mapping)
+            or set(ids) != set(META_ACTIONS)
+            or not all(_is_int(i) and i >= 0 for i in ids.values())
+            or len(set(ids.values())) != len(ids)
+        ):
+            raise ValueError(
+                f"meta_token_ids must map {sorted(META_ACTIONS)} to distinct token ids >= 0, got {brief(ids)}"
+            )
         fingerprint = config.get("tokenizer_fingerprint")
         if fingerprint is not None and not (isinstance(fingerprint, str) and len(fingerprint) <= 64):
             raise ValueError(f"tokenizer_fingerprint must be a short str or None, got {brief(fingerprint)}")
         self.meta_token_ids: dict[str, int] = {name: int(i) for name, i in ids.items()}
-        self.capacity, self.strategy, self.max_backtrack = config["capacity"], config["strategy"], config["max_backtrack"]
+        self.capacity, self.strategy, self.max_backtrack = (
+            config["capacity"],
+            config["strategy"],
+            config["max_backtrack"],
+        )
         self.max_prefix_tokens = limit
         self.tokenizer_fingerprint: str | None = fingerprint
 
@@ -238,19 +255,7 @@ class RestartBuffer:
         its ``np_random``) or the buffer's own generator."""
         if not self._states:
             raise ValueError("the restart buffer is empty: add trajectories first")
-        rng = self.rng if rng is None else rng
-        if self.strategy == "uniform":
-            return self._states[int(rng.integers(len(self._states)))]
-        index = self._problem_index()
-        problems = list(index)
-        weights = None
-        if self.strategy == "frontier":
-            rates = np.array([self.pass_rate(p) or 0.0 for p in problems])
-            weights = rates * (1.0 - rates)
-            weights = weights / weights.sum() if weights.sum() > 0 else None
-        problem = problems[int(rng.choice(len(problems), p=weights))]
-        positions = index[problem]
-        return self._states[positions[int(rng.integers(len(positions)))]]
+        return STRATEGIES[self.strategy](self, self.rng if rng is None else rng)
 
     def _problem_index(self) -> dict[str, list[int]]:
         if self._index is None:
@@ -280,7 +285,12 @@ class RestartBuffer:
             "rng": self.rng.bit_generator.state,
         }
         body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        document = {"format": FORMAT, "version": VERSION, "sha256": hashlib.sha256(body.encode()).hexdigest(), "payload": payload}
+        document = {
+            "format": FORMAT,
+            "version": VERSION,
+            "sha256": hashlib.sha256(body.encode()).hexdigest(),
+            "payload": payload,
+        }
         atomic_write(path, gzip.compress(json.dumps(document, separators=(",", ":")).encode(), mtime=0))
 
     @classmethod
@@ -299,11 +309,19 @@ class RestartBuffer:
         except FileNotFoundError:
             raise FileNotFoundError(f"no restart buffer at {path}") from None
         except (OSError, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ValueError(f"{path} is not a readable satori-env restart buffer (corrupted or another format): {error}") from None
+            raise ValueError(
+                f"{path} is not a readable satori-env restart buffer (corrupted or another format): {error}"
+            ) from None
         if not isinstance(document, dict) or document.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a satori-env restart buffer (format {brief(document.get('format') if isinstance(document, dict) else None)})")
+            raise ValueError(
+                f"{path} is not a satori-env restart buffer (format "
+                f"{brief(document.get('format') if isinstance(document, dict) else None)})"
+            )
         if document.get("version") not in _READABLE_VERSIONS:
-            raise ValueError(f"{path} is a restart buffer of version {brief(document.get('version'))}; this satori-env reads versions {list(_READABLE_VERSIONS)}")
+            raise ValueError(
+                f"{path} is a restart buffer of version {brief(document.get('version'))}; this satori-env reads "
+                f"versions {list(_READABLE_VERSIONS)}"
+            )
         payload = document.get("payload")
         body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         if hashlib.sha256(body.encode()).hexdigest() != document.get("sha256"):
@@ -330,7 +348,10 @@ class RestartBuffer:
         buffer._states = [buffer._check_state(index, state, problems) for index, state in enumerate(states)]
         counts = payload["pass_counts"]
         if not isinstance(counts, dict) or not all(_is_pass_count(c) for c in counts.values()):
-            raise ValueError(f"pass_counts must map problem ids to [correct, total] with 0 <= correct <= total, total >= 1; got {brief(counts)}")
+            raise ValueError(
+                f"pass_counts must map problem ids to [correct, total] with 0 <= correct <= total, total >= 1; got "
+                f"{brief(counts)}"
+            )
         buffer._pass_counts = {str(k): list(v) for k, v in counts.items()}
         buffer.rng = np.random.default_rng()
         try:
@@ -343,19 +364,68 @@ class RestartBuffer:
     def _check_state(self, index: int, state: Any, problems: list[Problem]) -> RestartState:
         """One saved ``[problem_index, prefix, reflect_status]``, checked against this buffer."""
         if not (isinstance(state, list) and len(state) == 3):
-            raise ValueError(f"state {index} must be [problem_index, prefix token ids, reflect_status], got {brief(state)}")
+            raise ValueError(
+                f"state {index} must be [problem_index, prefix token ids, reflect_status], got {brief(state)}"
+            )
         problem, prefix, status = state
         if not _is_int(problem) or not 0 <= problem < len(problems):
-            raise ValueError(f"state {index}: problem index {brief(problem)} is not one of the {len(problems)} problems")
+            raise ValueError(
+                f"state {index}: problem index {brief(problem)} is not one of the {len(problems)} problems"
+            )
         if not isinstance(prefix, list) or not prefix or not all(_is_int(t) and t >= 0 for t in prefix):
-            raise ValueError(f"state {index}: the prefix must be a non-empty list of token ids >= 0, got {brief(prefix)}")
+            raise ValueError(
+                f"state {index}: the prefix must be a non-empty list of token ids >= 0, got {brief(prefix)}"
+            )
         if prefix[-1] != self.meta_token_ids["reflect"]:
-            raise ValueError(f"state {index}: the prefix must end with <|reflect|> (id {self.meta_token_ids['reflect']}), ends with {prefix[-1]}")
+            raise ValueError(
+                f"state {index}: the prefix must end with <|reflect|> (id {self.meta_token_ids['reflect']}), ends "
+                f"with {prefix[-1]}"
+            )
         if self.max_prefix_tokens is not None and len(prefix) > self.max_prefix_tokens:
-            raise ValueError(f"state {index}: the prefix is {len(prefix)} tokens, more than max_prefix_tokens={self.max_prefix_tokens}")
+            raise ValueError(
+                f"state {index}: the prefix is {len(prefix)} tokens, more than "
+                f"max_prefix_tokens={self.max_prefix_tokens}"
+            )
         if status not in (-1, 1) or isinstance(status, bool):
             raise ValueError(f"state {index}: reflect_status must be -1 or 1, got {brief(status)}")
         return RestartState(problems[problem], tuple(prefix), status, self.tokenizer_fingerprint)
+
+
+def _sample_uniform(buffer: RestartBuffer, rng: np.random.Generator) -> RestartState:
+    """Every state equally likely."""
+    return buffer._states[int(rng.integers(len(buffer._states)))]
+
+
+def _sample_by_problem(
+    buffer: RestartBuffer, rng: np.random.Generator, weights: np.ndarray | None = None
+) -> RestartState:
+    """A problem (uniformly, or by ``weights`` over the problems in buffer order), then one of
+    its states uniformly."""
+    index = buffer._problem_index()
+    problems = list(index)
+    positions = index[problems[int(rng.choice(len(problems), p=weights))]]
+    return buffer._states[positions[int(rng.integers(len(positions)))]]
+
+
+def _sample_balanced(buffer: RestartBuffer, rng: np.random.Generator) -> RestartState:
+    """Every problem equally likely, whatever its number of states."""
+    return _sample_by_problem(buffer, rng)
+
+
+def _sample_frontier(buffer: RestartBuffer, rng: np.random.Generator) -> RestartState:
+    """Problems weighted by p(1 - p) of their pass rate p: neither always nor never solved
+    first; "balanced" while no problem has a pass rate strictly between 0 and 1."""
+    rates = np.array([buffer.pass_rate(problem) or 0.0 for problem in buffer._problem_index()])
+    weights = rates * (1.0 - rates)
+    return _sample_by_problem(buffer, rng, weights / weights.sum() if weights.sum() > 0 else None)
+
+
+STRATEGIES: dict[str, Callable[[RestartBuffer, np.random.Generator], RestartState]] = {
+    "uniform": _sample_uniform,
+    "balanced": _sample_balanced,
+    "frontier": _sample_frontier,
+}
+"""Restart strategy name -> ``(buffer, rng) -> RestartState``."""
 
 
 def _is_int(value: Any) -> bool:
@@ -363,4 +433,10 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_pass_count(value: Any) -> bool:
-    return isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value) and 0 <= value[0] <= value[1] and value[1] >= 1
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(_is_int(v) for v in value)
+        and 0 <= value[0] <= value[1]
+        and value[1] >= 1
+    )

@@ -138,7 +138,9 @@ class PreferenceBonus:
 
     def __init__(self, scorer: Scorer, squash: str | None = "sigmoid") -> None:
         if not callable(scorer):
-            raise TypeError(f"a preference scorer must be callable (problem, completion) -> float, got {type(scorer).__name__}")
+            raise TypeError(
+                f"a preference scorer must be callable (problem, completion) -> float, got {type(scorer).__name__}"
+            )
         if squash not in ("sigmoid", None):
             raise ValueError(f"squash must be 'sigmoid' or None, got {squash!r}")
         self.scorer, self.squash = scorer, squash
@@ -165,6 +167,7 @@ TERMS: dict[str, Callable[[], RewardTerm]] = {
     "length": LengthPenalty,
 }
 """Term names usable in a list or dict ``reward`` (each builds the term with its defaults)."""
+
 
 @dataclass(frozen=True)
 class RewardSpec:
@@ -207,7 +210,10 @@ def _number(term: str, value: Any) -> float:
 
 
 def _satori(scorer: Scorer | None, bonus_scale: float) -> RewardSpec:
-    terms: dict[str, tuple[RewardTerm, float]] = {"rule": (rule_reward, 1.0), "reflection": (ReflectionBonus(bonus_scale), 1.0)}
+    terms: dict[str, tuple[RewardTerm, float]] = {
+        "rule": (rule_reward, 1.0),
+        "reflection": (ReflectionBonus(bonus_scale), 1.0),
+    }
     if scorer is not None:
         terms["preference"] = (PreferenceBonus(scorer), 1.0)
     return RewardSpec(terms)
@@ -233,7 +239,10 @@ def _term(name: str, entry: Any, scorer: Scorer | None, bonus_scale: float) -> t
                 raise ValueError("the 'preference' term needs a scorer: pass scorer=... to the environment")
             return PreferenceBonus(scorer), float(entry)
         if name not in TERMS:
-            raise ValueError(f"unknown reward term {name!r}; valid names: {sorted([*TERMS, 'preference'])}, or give (callable, weight)")
+            raise ValueError(
+                f"unknown reward term {name!r}; valid names: {sorted([*TERMS, 'preference'])}, or give (callable, "
+                f"weight)"
+            )
         return (ReflectionBonus(bonus_scale) if name == "reflection" else TERMS[name]()), float(entry)
     raise TypeError(f"reward term {name!r} must be a weight, a callable or (callable, weight), got {entry!r:.80}")
 
@@ -255,10 +264,14 @@ def make_reward(
         return reward
     if isinstance(reward, str):
         if reward not in REWARD_PRESETS:
-            raise ValueError(f"unknown reward {reward!r}; valid presets: {sorted(REWARD_PRESETS)}, or a list/dict of terms")
+            raise ValueError(
+                f"unknown reward {reward!r}; valid presets: {sorted(REWARD_PRESETS)}, or a list/dict of terms"
+            )
         return REWARD_PRESETS[reward](scorer, bonus_scale)
     if isinstance(reward, Mapping):
         return RewardSpec({name: _term(name, entry, scorer, bonus_scale) for name, entry in reward.items()})
     if isinstance(reward, Iterable):
         return RewardSpec({name: _term(name, 1.0, scorer, bonus_scale) for name in reward})
-    raise TypeError(f"reward must be None, a preset name, a list or dict of terms, or a RewardSpec; got {type(reward).__name__}")
+    raise TypeError(
+        f"reward must be None, a preset name, a list or dict of terms, or a RewardSpec; got {type(reward).__name__}"
+    )

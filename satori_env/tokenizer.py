@@ -60,7 +60,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE):
 
     specials = [EOS_TOKEN, *COAT_TOKENS, *_CHAT_TOKENS]
     if vocab_size < 257 + len(specials):
-        raise ValueError(f"vocab_size must be at least {257 + len(specials)} (all bytes, the specials and padding), got {vocab_size}")
+        raise ValueError(
+            f"vocab_size must be at least {257 + len(specials)} (all bytes, the specials and padding), got {vocab_size}"
+        )
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
@@ -179,7 +181,6 @@ def add_coat_tokens(tokenizer) -> list[str]:
     if tokenizer.eos_token_id is None:
         raise ValueError(f"{type(tokenizer).__name__} has no EOS token; set tokenizer.eos_token first")
     return added
-
 
 
 _FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> (size, fingerprint)

@@ -49,13 +49,18 @@ class SatoriMathVectorEnv(VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": ["ansi"]}
     AUTORESET_MODES = (AutoresetMode.SAME_STEP, AutoresetMode.DISABLED)
 
-    def __init__(self, num_envs: int = 1, autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP, **env_kwargs: Any) -> None:
+    def __init__(
+        self, num_envs: int = 1, autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP, **env_kwargs: Any
+    ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
         modes = {mode.value: mode for mode in self.AUTORESET_MODES}
         mode = modes.get(autoreset_mode.value if isinstance(autoreset_mode, AutoresetMode) else autoreset_mode)
         if mode is None:
-            raise ValueError(f"autoreset_mode must be one of {sorted(modes)} (or those AutoresetMode members), got {autoreset_mode!r}")
+            raise ValueError(
+                f"autoreset_mode must be one of {sorted(modes)} (or those AutoresetMode members), got "
+                f"{autoreset_mode!r}"
+            )
         self.metadata = {**type(self).metadata, "autoreset_mode": mode}
         first = SatoriMathEnv(**env_kwargs)
         shared = {
@@ -144,7 +149,12 @@ class SatoriMathVectorEnv(VectorEnv):
         other copies take the same start, counted for the same curriculum arm. Returns what
         :meth:`reset` returns.
         """
-        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1 or self.num_envs % group_size:
+        if (
+            isinstance(group_size, bool)
+            or not isinstance(group_size, int)
+            or group_size < 1
+            or self.num_envs % group_size
+        ):
             raise ValueError(f"group_size must divide the number of environments ({self.num_envs}), got {group_size!r}")
         groups = self.num_envs // group_size
         starts = [None] * groups if starts is None else list(starts)
@@ -170,7 +180,10 @@ class SatoriMathVectorEnv(VectorEnv):
         """One token per copy: ``actions`` has shape ``(num_envs,)``."""
         actions = token_array(actions, self.envs[0].num_actions)
         if actions.shape != (self.num_envs,) or not np.issubdtype(actions.dtype, np.integer):
-            raise ValueError(f"actions must be {self.num_envs} token ids, got an array of shape {actions.shape} and dtype {actions.dtype}")
+            raise ValueError(
+                f"actions must be {self.num_envs} token ids, got an array of shape {actions.shape} and dtype "
+                f"{actions.dtype}"
+            )
         if not all(env.running for env in self.envs):
             raise RuntimeError("a copy has no running episode: call reset() first")
         checked = self.envs[0].check_ids(actions.astype(np.int64, copy=False))
@@ -185,7 +198,9 @@ class SatoriMathVectorEnv(VectorEnv):
         are those of the chunk's last token.
         """
         if len(tokens) != self.num_envs:
-            raise ValueError(f"step_tokens needs one token sequence per environment ({self.num_envs}), got {len(tokens)}")
+            raise ValueError(
+                f"step_tokens needs one token sequence per environment ({self.num_envs}), got {len(tokens)}"
+            )
         rows = [self._trim(token_array(row, self.envs[0].num_actions)) for row in tokens]
         checked = [env.check_tokens(row) for env, row in zip(self.envs, rows)]
         return self._advance(checked)
@@ -237,7 +252,9 @@ class SatoriMathVectorEnv(VectorEnv):
         terms_of = dict(zip(finished, self.envs[0].reward_spec.batch(episodes)))  # one scorer call
         for i, episode in zip(finished, episodes):
             env = self.envs[i]
-            final_obs, rewards[i], terminated[i], truncated[i], final_info = env.finish_episode(ended[i], episode, terms_of[i])
+            final_obs, rewards[i], terminated[i], truncated[i], final_info = env.finish_episode(
+                ended[i], episode, terms_of[i]
+            )
             if self.metadata["autoreset_mode"] is AutoresetMode.DISABLED:
                 infos = self._add_info(infos, final_info, i)
                 continue

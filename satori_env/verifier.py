@@ -1,8 +1,9 @@
-"""Answer extraction and equivalence checking, safe to run on anything a policy writes.
+"""Equivalence checking, safe to run on anything a policy writes.
 
-* :func:`extract_answer` finds the *final* answer of a completion (the last ``\\boxed{}``).
-* :func:`verify` / :func:`verify_batch` decide whether it is equivalent to a gold answer:
-  plain numbers are compared exactly in-process; everything else goes to `math-verify`_ in a
+* :func:`verify` / :func:`verify_batch` / :class:`Verifier` decide whether the final answer of
+  a completion (:func:`satori_env.answers.extract_answer`) is equivalent to a gold answer:
+  plain numbers are compared exactly in-process (:func:`satori_env.answers.fast_verdict`);
+  everything else goes to `math-verify`_ in a
   pool of worker processes with a hard wall-clock timeout per answer (the worker is killed and
   replaced when it runs over). A timeout or a crash counts as *wrong* and is reported in the
   :class:`Verdict` and in :attr:`Verifier.stats`; it is never raised into a training loop.
@@ -18,7 +19,6 @@ import itertools
 import json
 import logging
 import os
-import re
 import selectors
 import signal
 import socket
@@ -30,15 +30,15 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Literal
+
+from satori_env.answers import extract_answer, fast_verdict
 
 __all__ = [
     "Verdict",
     "Verifier",
     "VerifierStats",
     "default_verifier",
-    "extract_answer",
     "verify",
     "verify_batch",
 ]
@@ -47,170 +47,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 1.0
 MAX_TIMEOUT_S = 1e6  # about 11 days; the selectors' wait overflows past about 2.1e6 s (a C int of milliseconds)
-
-# ----------------------------------------------------------------------------------------------
-# Extraction
-# ----------------------------------------------------------------------------------------------
-
-_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_BRACE = re.compile(r"[{}]")
-# Where a one-line "The answer is ..." stops: end of line, a sentence end, or a COAT token.
-_ANSWER_END = re.compile(r"\n|\.\s|<\|")
-
-
-def _last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{..}`` / ``\\fbox{..}`` whose braces balance, else None.
-
-    Braces are matched scanning backwards from the end of the text, so the usual case (a box
-    near the end) costs only the tail; the worst case is linear. Escaped braces (``\\{``) are
-    literal characters, not groups.
-    """
-    box_braces = {m.end() - 1 for m in _BOX_OPEN.finditer(text)}
-    if not box_braces:
-        return None
-    n = len(text)
-    closers: list[int] = []  # positions of unmatched '}' seen so far (nearest last)
-    for m in _BRACE.finditer(text[::-1]):
-        pos = n - 1 - m.start()
-        if pos > 0 and text[pos - 1] == "\\":
-            continue
-        if text[pos] == "}":
-            closers.append(pos)
-        elif closers:
-            close = closers.pop()
-            if pos in box_braces:
-                return text[pos + 1 : close].strip()
-    return None
-
-
-def _strip_math_delimiters(answer: str) -> str:
-    answer = answer.strip()
-    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
-        if len(answer) >= len(left) + len(right) and answer.startswith(left) and answer.endswith(right):
-            answer = answer[len(left) : len(answer) - len(right)].strip()
-            break
-    return answer
-
-
-_MARKER = re.compile(r"answer is|####", re.IGNORECASE)
-
-
-def _after_last_marker(text: str) -> str | None:
-    """What follows the last "answer is" or "####" (whichever is later), up to the end of the
-    line, a sentence end or a COAT token."""
-    last = None
-    for last in _MARKER.finditer(text):
-        pass
-    if last is None:
-        return None
-    tail = text[last.end() :]
-    end = _ANSWER_END.search(tail)
-    answer = tail[: end.start()] if end else tail
-    answer = _strip_math_delimiters(answer.strip().lstrip(":").strip().rstrip("."))
-    return answer or None
-
-
-def extract_answer(text: str) -> str | None:
-    """Return the final answer written in ``text``, or None when there is none.
-
-    In order of preference: the content of the **last** ``\\boxed{...}`` (or ``\\fbox{...}``)
-    with balanced braces; else what follows the last "The answer is" or GSM8K-style
-    ``#### `` (whichever comes later), up to the end of its line or sentence. The *last* one
-    matters: a COAT trajectory may box an answer, ``<|reflect|>``, and box a corrected one.
-
-    >>> extract_answer(r"so $x=\\boxed{\\frac{1}{2}}$. <|reflect|> wrong: $x=\\boxed{2}$")
-    '2'
-    >>> extract_answer("Adding up, the answer is 42.")
-    '42'
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"extract_answer expects a str, got {type(text).__name__}")
-    boxed = _last_boxed(text)
-    return boxed if boxed is not None else _after_last_marker(text)
-
-
-# ----------------------------------------------------------------------------------------------
-# In-process fast path for plain numbers
-# ----------------------------------------------------------------------------------------------
-
-_PLAIN_NUMBER = re.compile(
-    r"""^(?P<sign>[-+\u2212]?)\s*(?:\\?\$)?\s*                  # sign, optional currency sign
-    (?P<int>\d{1,3}(?:,\d{3})+|\d+)?(?P<frac>\.\d+)?\.?          # 1,234.5 / 1234 / .5 / 104.
-    \s*(?:\\?\$)?\s*(?P<unit>(?:[A-Za-z]{2,}[.\s]+)*(?:[A-Za-z]{2,}\.?)?)\s*$  # trailing unit words
-    """,
-    re.VERBOSE | re.ASCII,  # ASCII digits only: math-verify reads Arabic-Indic or fullwidth digits as text
-)
-# Each unit word ends at a separator (or the end), so a run of letters splits into words one way
-# only: matching is linear, where "(?:\s*[A-Za-z]{2,})*" backtracks exponentially on letter soup.
-# Whole-answer wrappers that carry no mathematics: \text{18}, \textbf{(073)}, \mathbf{5}.
-_WRAPPER = re.compile(r"^\\(?:text|textbf|mathbf|mathrm|mbox|boxed|fbox)\s*\{(?P<inner>.*)\}$", re.DOTALL)
-# Trailing words that change the value, so are not units: "3 pi" is not "3", "50 percent" may be 0.5.
-_NOT_UNITS = frozenset(
-    "pi sqrt ln log exp sin cos tan sec csc cot mod and or times cdot div frac infty inf "
-    "percent pct percentage dozen hundred thousand million billion trillion half thirds quarters".split()
-)
-_MAX_FAST_DIGITS = 60  # longer numbers go to the worker (and its timeout)
-
-
-def _braces_balance(text: str) -> bool:
-    depth = 0
-    for char in text:
-        depth += (char == "{") - (char == "}")
-        if depth < 0:
-            return False
-    return depth == 0
-
-
-def _unwrap(answer: str) -> str:
-    """Strip wrappers that enclose the whole answer, math delimiters, LaTeX thin spaces, and
-    parentheses around a lone value: ``\\textbf{(073)}`` -> ``073``."""
-    answer = answer.strip()
-    while (match := _WRAPPER.match(answer)) and _braces_balance(match["inner"]):
-        answer = _strip_math_delimiters(match["inner"])
-    answer = answer.replace("{,}", ",").replace("\\,", "").replace("\\!", "")
-    if answer.startswith("(") and answer.endswith(")") and "," not in answer:
-        answer = answer[1:-1].strip()
-    return answer
-
-
-def _plain_number(answer: str) -> tuple[Fraction, bool] | None:
-    """``(value, is_integer)`` when ``answer`` is a plain number like "1,000", "$18.50",
-    "18 dollars" or ``\\textbf{(073)}``; None for anything else (fractions, LaTeX,
-    percentages, expressions)."""
-    if len(answer) > 200:
-        return None
-    match = _PLAIN_NUMBER.match(_unwrap(answer))
-    if match is None or not (match["int"] or match["frac"]):
-        return None
-    if any(word.rstrip(".").lower() in _NOT_UNITS for word in match["unit"].split()):
-        return None
-    digits = (match["int"] or "0").replace(",", "") + (match["frac"] or "")
-    if len(digits) > _MAX_FAST_DIGITS:
-        return None
-    value = Fraction(digits)
-    return (-value if match["sign"] in ("-", "\u2212") else value), not match["frac"]
-
-
-def _fast_equal(gold: str, predicted: str) -> bool | None:
-    """Decide cheaply when the answer is certain; None means "ask math-verify".
-
-    It decides only plain numbers in ASCII digits (and identical strings), and never
-    contradicts math-verify where math-verify reads both answers as numbers (a property test
-    compares them): unequal decimals within math-verify's rounding tolerance (6 places) are left
-    to it. It also accepts forms math-verify reads as text ("18 dollars", "104.").
-    """
-    if gold.strip() == predicted.strip():
-        return bool(gold.strip())  # an empty answer never matches
-    gold_number, predicted_number = _plain_number(gold), _plain_number(predicted)
-    if gold_number is None or predicted_number is None:
-        return None
-    (g, g_int), (p, p_int) = gold_number, predicted_number
-    if g == p:
-        return True
-    if (g_int and p_int) or abs(g - p) > Fraction(1, 10**5):
-        return False
-    return None
-
 
 # ----------------------------------------------------------------------------------------------
 # Results
@@ -398,9 +234,7 @@ class Verifier:
         """Check one completion; see :class:`Verdict`."""
         return self.check_batch([(completion, gold)], timeout=timeout)[0]
 
-    def check_batch(
-        self, pairs: Iterable[tuple[str, str]], timeout: float | None = None
-    ) -> list[Verdict]:
+    def check_batch(self, pairs: Iterable[tuple[str, str]], timeout: float | None = None) -> list[Verdict]:
         """Check ``(completion, gold)`` pairs in parallel; results keep the input order."""
         timeout = self.timeout if timeout is None else _check_timeout(timeout)
         pairs = list(pairs)
@@ -414,7 +248,7 @@ class Verifier:
             if predicted is None:
                 verdicts[index] = Verdict(False, None, "no_answer", time.monotonic() - started)
                 continue
-            decided = _fast_equal(gold, predicted)
+            decided = fast_verdict(gold, predicted)
             if decided is None:
                 jobs.append((index, (gold, predicted)))
             else:
@@ -441,9 +275,7 @@ class Verifier:
         """True when the final answer of ``completion`` is equivalent to ``gold``."""
         return self.check(completion, gold, timeout).correct
 
-    def verify_batch(
-        self, pairs: Iterable[tuple[str, str]], timeout: float | None = None
-    ) -> list[bool]:
+    def verify_batch(self, pairs: Iterable[tuple[str, str]], timeout: float | None = None) -> list[bool]:
         """:meth:`verify` for many ``(completion, gold)`` pairs, order preserved."""
         return [v.correct for v in self.check_batch(pairs, timeout)]
 
@@ -569,7 +401,9 @@ class Verifier:
                         continue
                     for job_id, correct, error in messages:
                         if job_id != worker.job:  # not the job it holds: never credit it to another
-                            logger.warning("discarded a verifier reply for job %s, not the job %s it holds", job_id, worker.job)
+                            logger.warning(
+                                "discarded a verifier reply for job %s, not the job %s it holds", job_id, worker.job
+                            )
                             continue
                         finish(job_id, correct, "ok" if error is None else "error")
                         self.stats.errors += error is not None
@@ -603,7 +437,9 @@ class Verifier:
 
 def _check_timeout(timeout: float) -> float:
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= MAX_TIMEOUT_S:
-        raise ValueError(f"timeout must be a positive number of seconds, at most {MAX_TIMEOUT_S:g}; got {timeout!r:.40}")
+        raise ValueError(
+            f"timeout must be a positive number of seconds, at most {MAX_TIMEOUT_S:g}; got {timeout!r:.40}"
+        )
     return float(timeout)
 
 

@@ -25,7 +25,8 @@ class TextActions(gym.Wrapper):
         >>> import gymnasium as gym, satori_env
         >>> env = TextActions(gym.make("SatoriMath-v0"))
         >>> _, info = env.reset(seed=0, options={"problem": satori_env.Problem("demo", "What is 2+3?", "5", "demo")})
-        >>> _, reward, terminated, _, info = env.step(r"<|continue|>2+3=5<|continue|>The answer is \\boxed{5}.<|endoftext|>")
+        >>> text = r"<|continue|>2+3=5<|continue|>The answer is \\boxed{5}.<|endoftext|>"
+        >>> _, reward, terminated, _, info = env.step(text)
         >>> reward, terminated, info["correct"], info["actions"]["continue"]
         (0.0, True, True, 2)
     """

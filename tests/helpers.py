@@ -25,7 +25,10 @@ def mid_vocab_pad_tokenizer(tmp_path):
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["</s>", "<pad>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+        vocab_size=300,
+        special_tokens=["</s>", "<pad>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     backend.train_from_iterator(["Ann has 3 apples. 3+4=7. The answer is \\boxed{7}."] * 10, trainer)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>", pad_token="<pad>")
@@ -46,12 +49,24 @@ def toy_policy(path, seed: int = 0):
     backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(TOY_WORDS)}, unk_token="q"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, eos_token="<|endoftext|>", pad_token="<|pad|>", additional_special_tokens=TOY_WORDS[1:4]
+        tokenizer_object=backend,
+        eos_token="<|endoftext|>",
+        pad_token="<|pad|>",
+        additional_special_tokens=TOY_WORDS[1:4],
     )
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(TOY_WORDS), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
-                         eos_token_id=0, pad_token_id=len(TOY_WORDS) - 1, bos_token_id=None)
+    config = LlamaConfig(
+        vocab_size=len(TOY_WORDS),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        eos_token_id=0,
+        pad_token_id=len(TOY_WORDS) - 1,
+        bos_token_id=None,
+    )
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
@@ -79,13 +94,29 @@ def learn_toy_task(tmp_path, algo: str, seed: int = 0, iterations: int = 25) -> 
         return matched / len(target)
 
     config = TrainConfig(
-        out=str(tmp_path / "run"), algo=algo, iterations=iterations, episodes_per_iteration=64, max_new_tokens=3,
-        prompt_template="{question}", actor_lr=1e-2, critic_lr=1e-2, minibatch_size=64, micro_batch_size=64,
-        restart_prob=0.0, eval_per_level=0, checkpoint_every=1000, bf16=False, progress=False,
+        out=str(tmp_path / "run"),
+        algo=algo,
+        iterations=iterations,
+        episodes_per_iteration=64,
+        max_new_tokens=3,
+        prompt_template="{question}",
+        actor_lr=1e-2,
+        critic_lr=1e-2,
+        minibatch_size=64,
+        micro_batch_size=64,
+        restart_prob=0.0,
+        eval_per_level=0,
+        checkpoint_every=1000,
+        bf16=False,
+        progress=False,
     )
     torch.set_num_threads(2)
-    result = train_rl(config, str(toy_policy(tmp_path / "toy", seed)), tasks=[Problem("toy", "q", "a b c", "toy")],
-                      reward=RewardSpec({"matched": (prefix_matched, 1.0)}))
+    result = train_rl(
+        config,
+        str(toy_policy(tmp_path / "toy", seed)),
+        tasks=[Problem("toy", "q", "a b c", "toy")],
+        reward=RewardSpec({"matched": (prefix_matched, 1.0)}),
+    )
     history = [h["reward/total"] for h in result["history"]]
     return history[0], float(np.mean(history[-5:]))
 

@@ -40,7 +40,9 @@ def test_rloo_advantages_by_hand():
     # episode 0: 1 - mean(0, 0, 1) = 2/3; episode 1: 0 - mean(1, 0, 1) = -2/3
     advantages = rloo_advantages(REWARDS, GROUPS)
     assert torch.allclose(advantages[:4], torch.tensor([2 / 3, -2 / 3, -2 / 3, 2 / 3]))
-    assert torch.allclose(advantages, 4 / 3 * grpo_advantages(REWARDS, GROUPS, std_norm=False))  # k / (k - 1) x group-centred
+    assert torch.allclose(
+        advantages, 4 / 3 * grpo_advantages(REWARDS, GROUPS, std_norm=False)
+    )  # k / (k - 1) x group-centred
     with pytest.raises(ValueError, match="at least two episodes per group"):
         rloo_advantages(torch.tensor([1.0, 0.0, 1.0]), torch.tensor([0, 0, 1]))
 
@@ -49,16 +51,23 @@ def test_discounted_returns_by_hand():
     mask = torch.tensor([[0.0, 1.0, 1.0, 1.0, 0.0]])
     rewards = torch.tensor([[0.0, -0.1, -0.2, 1.0, 0.0]])
     assert torch.allclose(discounted_returns(rewards, mask, 1.0), torch.tensor([[0.0, 0.7, 0.8, 1.0, 0.0]]))
-    assert torch.allclose(discounted_returns(rewards, mask, 0.5), torch.tensor([[0.0, -0.1 - 0.1 + 0.25, -0.2 + 0.5, 1.0, 0.0]]))
+    assert torch.allclose(
+        discounted_returns(rewards, mask, 0.5), torch.tensor([[0.0, -0.1 - 0.1 + 0.25, -0.2 + 0.5, 1.0, 0.0]])
+    )
 
 
 def _rollout(rewards, mask, group=None):
     batch = len(rewards)
     width = mask.shape[1] + 1
     return Rollout(
-        tokens=torch.zeros(batch, width, dtype=torch.long), attention_mask=torch.ones(batch, width, dtype=torch.long),
-        action_mask=mask, rewards=torch.as_tensor(rewards), group=torch.arange(batch) // 2 if group is None else group,
-        truncated=torch.zeros(batch, dtype=torch.bool), infos=[], trajectories=[],
+        tokens=torch.zeros(batch, width, dtype=torch.long),
+        attention_mask=torch.ones(batch, width, dtype=torch.long),
+        action_mask=mask,
+        rewards=torch.as_tensor(rewards),
+        group=torch.arange(batch) // 2 if group is None else group,
+        truncated=torch.zeros(batch, dtype=torch.bool),
+        infos=[],
+        trajectories=[],
     )
 
 
@@ -83,7 +92,9 @@ def test_rloo_puts_the_sequence_kl_in_the_reward():
     mask = torch.ones(2, 2)
     old = torch.zeros(2, 2)
     ref = torch.tensor([[-1.0, -1.0], [0.0, 0.0]])  # episode 0 drifted: summed k1 KL 2
-    prepared = _algorithm(RLOO, kl_coef=0.25).prepare(_rollout([1.0, 1.0], mask), Scores(old_logprobs=old, ref_logprobs=ref))
+    prepared = _algorithm(RLOO, kl_coef=0.25).prepare(
+        _rollout([1.0, 1.0], mask), Scores(old_logprobs=old, ref_logprobs=ref)
+    )
     # rewards 1 - 0.5 = 0.5 and 1: advantages -0.5 and +0.5 on every token
     assert prepared.advantages.tolist() == [[-0.5, -0.5], [0.5, 0.5]] and prepared.returns is None
 
@@ -93,8 +104,12 @@ def test_grpo_loss_adds_the_k3_kl_to_the_reference():
     logprobs = torch.tensor([[-1.0, -2.0]])
     tokens = torch.zeros(1, 3, dtype=torch.long)
     batch = Minibatch(
-        tokens=tokens, attention_mask=torch.ones_like(tokens), action_mask=mask, advantages=torch.ones(1, 2),
-        old_logprobs=logprobs, ref_logprobs=torch.tensor([[-1.5, -2.0]]),
+        tokens=tokens,
+        attention_mask=torch.ones_like(tokens),
+        action_mask=mask,
+        advantages=torch.ones(1, 2),
+        old_logprobs=logprobs,
+        ref_logprobs=torch.tensor([[-1.5, -2.0]]),
     )
     outputs = TokenOutputs(logprobs=logprobs, entropy=None, values=None)
     without, _ = policy_loss_with_kl(outputs, batch, clip=0.2, kl_coef=0.0)
@@ -135,7 +150,9 @@ def test_every_algorithm_learns_to_write_a_rewarded_sequence(tmp_path, algo):
 
 def test_scoring_is_skipped_only_when_the_rollout_serves_one_optimiser_step():
     def needs(cls, **overrides):
-        return _algorithm(cls, **{"episodes_per_iteration": 8, "minibatch_size": 8, "ppo_epochs": 1, "kl_coef": 0.0, **overrides}).needs_scoring(8)
+        return _algorithm(
+            cls, **{"episodes_per_iteration": 8, "minibatch_size": 8, "ppo_epochs": 1, "kl_coef": 0.0, **overrides}
+        ).needs_scoring(8)
 
     assert not needs(GRPO) and not needs(RLOO) and not needs(ReinforcePlusPlus)
     assert needs(PPO)  # the critic's values
@@ -150,12 +167,22 @@ def test_an_unscored_single_step_update_equals_the_scored_one(tmp_path):
     from tests.helpers import toy_policy
 
     toy_policy(tmp_path / "policy")
-    config = TrainConfig(algo="grpo", episodes_per_iteration=8, minibatch_size=8, micro_batch_size=4, ppo_epochs=1, kl_coef=0.0, bf16=False)
+    config = TrainConfig(
+        algo="grpo",
+        episodes_per_iteration=8,
+        minibatch_size=8,
+        micro_batch_size=4,
+        ppo_epochs=1,
+        kl_coef=0.0,
+        bf16=False,
+    )
     tokens = torch.randint(0, 10, (8, 7), generator=torch.Generator().manual_seed(0))
     mask = torch.zeros(8, 6)
     mask[:, 2:] = 1
     gradients = []
-    rollout = Rollout(tokens, torch.ones_like(tokens), mask, REWARDS.clone(), GROUPS.clone(), torch.zeros(8, dtype=torch.bool), [], [])
+    rollout = Rollout(
+        tokens, torch.ones_like(tokens), mask, REWARDS.clone(), GROUPS.clone(), torch.zeros(8, dtype=torch.bool), [], []
+    )
     for scored in (True, False):
         policy = ActorCritic(AutoModelForCausalLM.from_pretrained(tmp_path / "policy"), "none")
         algorithm = GRPO(policy, config)
@@ -163,7 +190,11 @@ def test_an_unscored_single_step_update_equals_the_scored_one(tmp_path):
         scores = None
         if scored:
             with torch.no_grad():
-                scores = Scores(old_logprobs=policy(tokens, torch.ones_like(tokens), config.temperature, with_entropy=False, with_values=False).logprobs)
+                scores = Scores(
+                    old_logprobs=policy(
+                        tokens, torch.ones_like(tokens), config.temperature, with_entropy=False, with_values=False
+                    ).logprobs
+                )
         metrics = algorithm.update(rollout, scores)  # one optimiser step: its gradient stays in .grad
         assert metrics["train/clip_fraction"] == 0.0
         gradients.append(torch.cat([p.grad.flatten() for p in policy.actor_parameters()]))
@@ -185,12 +216,16 @@ def test_the_algorithm_scores_what_its_update_needs(tmp_path):
     tokens = torch.randint(0, 10, (8, 7), generator=torch.Generator().manual_seed(1))
     mask = torch.zeros(8, 6)
     mask[:, 2:] = 1
-    rollout = Rollout(tokens, torch.ones_like(tokens), mask, REWARDS.clone(), GROUPS.clone(), torch.zeros(8, dtype=torch.bool), [], [])
+    rollout = Rollout(
+        tokens, torch.ones_like(tokens), mask, REWARDS.clone(), GROUPS.clone(), torch.zeros(8, dtype=torch.bool), [], []
+    )
     with pytest.raises(dataclasses.FrozenInstanceError):
         rollout.rewards = torch.zeros(8)
     for cls, critic, kl_coef in ((PPO, "shared", 0.0), (GRPO, "none", 0.05)):
         policy = ActorCritic(AutoModelForCausalLM.from_pretrained(tmp_path / "policy"), critic)
-        config = TrainConfig(episodes_per_iteration=8, minibatch_size=4, micro_batch_size=4, kl_coef=kl_coef, bf16=False)
+        config = TrainConfig(
+            episodes_per_iteration=8, minibatch_size=4, micro_batch_size=4, kl_coef=kl_coef, bf16=False
+        )
         scores = cls(policy, config).score(rollout)
         assert scores.old_logprobs.shape == mask.shape
         assert (scores.values is not None) == (cls is PPO) and (scores.ref_logprobs is not None) == (kl_coef > 0)

@@ -49,11 +49,17 @@ def test_train_and_test_never_share_a_calculation():
     train = {p.meta["key"] for p in load_problems("arith:train", level=1, limit=3000)}
     test = {p.meta["key"] for p in load_problems("arith:test", level=1, limit=1000)}
     assert train and test and not train & test
-    assert all(p.source == "arith:test" and p.id.startswith("arith:test/L1/") for p in load_problems("arith:test", level=1, limit=50))
+    assert all(
+        p.source == "arith:test" and p.id.startswith("arith:test/L1/")
+        for p in load_problems("arith:test", level=1, limit=50)
+    )
 
 
 def test_levels_get_harder():
-    mean_steps = [sum(len(p.meta["steps"]) for p in load_problems("arith:train", level=level, limit=50)) for level in sorted(LEVELS)]
+    mean_steps = [
+        sum(len(p.meta["steps"]) for p in load_problems("arith:train", level=level, limit=50))
+        for level in sorted(LEVELS)
+    ]
     assert mean_steps == sorted(mean_steps) and mean_steps[0] < mean_steps[-1]
     biggest = [max(int(p.answer) for p in load_problems("arith:train", level=level, limit=200)) for level in (1, 6)]
     assert biggest[0] < biggest[1]

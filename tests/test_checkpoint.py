@@ -67,12 +67,16 @@ def test_a_pickled_payload_is_refused_and_nothing_runs(policy, tmp_path):
     saved = torch.load(path / "trainer_state.pt", weights_only=True)
     saved["state"]["gift"] = _Payload(str(canary))
     torch.save(saved, path / "trainer_state.pt")
-    with pytest.raises(ValueError, match=r"holds Python objects other than plain data .*such as (builtins|io).open.*could run code"):
+    with pytest.raises(
+        ValueError, match=r"holds Python objects other than plain data .*such as (builtins|io).open.*could run code"
+    ):
         load_checkpoint(path, model, {}, {})
     assert not canary.exists()
 
 
-@pytest.mark.parametrize("content, message", [(b"", "not a readable checkpoint"), (b"garbage" * 10, "not a readable checkpoint")])
+@pytest.mark.parametrize(
+    "content, message", [(b"", "not a readable checkpoint"), (b"garbage" * 10, "not a readable checkpoint")]
+)
 def test_a_corrupted_trainer_state_is_a_clear_error(policy, tmp_path, content, message):
     model, tokenizer = policy
     path = save_checkpoint(tmp_path, 1, model, tokenizer, {}, {}, {})
@@ -96,7 +100,12 @@ def test_partial_writes_are_removed_and_an_interrupted_swap_is_undone(tmp_path):
     (tmp_path / ".bashrc.old").write_text("not ours: a file, not a set-aside directory")
     (tmp_path / ".notes.tmp").write_text("not ours: no random part")
     removed = remove_partial_writes(tmp_path)
-    assert sorted(p.name for p in removed) == [".final.old", ".metrics.json.abcd1234.tmp", ".model.old", ".step-000006.k2j_x9ab.tmp"]
+    assert sorted(p.name for p in removed) == [
+        ".final.old",
+        ".metrics.json.abcd1234.tmp",
+        ".model.old",
+        ".step-000006.k2j_x9ab.tmp",
+    ]
     assert sorted(os.listdir(tmp_path)) == [".bashrc.old", ".notes.tmp", "final", "kept.json", "model"]
     assert (tmp_path / "final" / "weights").read_text() == "previous"
     assert (tmp_path / "model" / "weights").read_text() == "new"
@@ -111,7 +120,9 @@ def test_clean_partial_writes_covers_the_run_and_its_checkpoints(tmp_path):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
-@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700), (0o002, 0o664, 0o775)])
+@pytest.mark.parametrize(
+    "umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700), (0o002, 0o664, 0o775)]
+)
 def test_atomic_writes_respect_the_umask(tmp_path, umask, file_mode, dir_mode):
     previous = os.umask(umask)
     try:

@@ -42,9 +42,15 @@ def test_unknown_subcommand_is_a_usage_error(capsys):
     [
         (["--algo", "a2c"], "unknown algorithm 'a2c'; valid algorithms: ['grpo', 'ppo'"),
         (["--algo", "grpo", "--group-size", "1"], "grpo compares the episodes of a group: group_size must be >= 2"),
-        (["--algo", "rloo", "--episodes-per-iteration", "20"], "episodes_per_iteration (20) must be a multiple of group_size (8)"),
+        (
+            ["--algo", "rloo", "--episodes-per-iteration", "20"],
+            "episodes_per_iteration (20) must be a multiple of group_size (8)",
+        ),
         (["--curriculum", "hardest"], "unknown curriculum 'hardest'; valid curricula: ['adaptive', 'uniform']"),
-        (["--curriculum", "adaptive", "--tasks", "gsm8k:train"], "curriculum 'adaptive' chooses among the procedural levels; it needs tasks='arith'"),
+        (
+            ["--curriculum", "adaptive", "--tasks", "gsm8k:train"],
+            "curriculum 'adaptive' chooses among the procedural levels; it needs tasks='arith'",
+        ),
     ],
 )
 def test_train_refuses_bad_algorithm_settings_before_any_work(tmp_path, args, message):
@@ -57,7 +63,7 @@ def test_train_refuses_bad_algorithm_settings_before_any_work(tmp_path, args, me
 def test_a_foreign_agents_package_is_named(tmp_path):
     (tmp_path / "agents").mkdir()
     (tmp_path / "agents" / "__init__.py").write_text("")
-    code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); from satori_env._entry import main; main(['datasets'])"
+    code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); from satori_cli import main; main(['datasets'])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "is not satori-env's" in result.stderr and str(tmp_path) in result.stderr
@@ -86,22 +92,34 @@ def _refusal(argv, capsys):
         (["sft", "--lr", "0"], "--lr must be > 0, got 0.0"),
         (["synth", "--n", "-5"], "--n must be >= 1, got -5"),
         (["synth", "--levels", "9"], "--levels takes one or more of [1, 2, 3, 4, 5, 6], got (9,)"),
-        (["synth", "--clean", "0", "--confirm", "0", "--fix", "0", "--explore", "0"], "at least one of --clean, --confirm, --fix, --explore must be > 0"),
+        (
+            ["synth", "--clean", "0", "--confirm", "0", "--fix", "0", "--explore", "0"],
+            "at least one of --clean, --confirm, --fix, --explore must be > 0",
+        ),
         (["train", "--iterations", "-2"], "--iterations must be >= 1, got -2"),
         (["train", "--episodes-per-iteration", "-1"], "--episodes-per-iteration must be >= 1, got -1"),
-        (["train", "--restart-strategy", "bogus"], "--restart-strategy must be one of ['uniform', 'balanced', 'frontier'], got 'bogus'"),
+        (
+            ["train", "--restart-strategy", "bogus"],
+            "--restart-strategy must be one of ['uniform', 'balanced', 'frontier'], got 'bogus'",
+        ),
         (["train", "--restart-prob", "1.5"], "--restart-prob must be <= 1, got 1.5"),
         (["train", "--preset", "huge"], "unknown preset 'huge'; valid presets"),
         (["train", "--model", "runs/no/such/model"], "--model 'runs/no/such/model': no such local directory"),
         (["train", "--engine", "trt"], "unknown engine 'trt'; valid engines: ['hf', 'vllm']"),
         (["build-model", "--preset", "huge"], "--preset must be one of ['small', 'tiny'], got 'huge'"),
         (["eval", "--model", "x", "--template", "nonsense"], "unknown prompt template 'nonsense'"),
-        (["eval", "--model", "./no/such/model", "--bench", "arith"], "model './no/such/model': no such local directory"),
+        (
+            ["eval", "--model", "./no/such/model", "--bench", "arith"],
+            "model './no/such/model': no such local directory",
+        ),
         (["sft", "--model", "./no/such/model"], "model './no/such/model': no such local directory"),
         (["sft", "--prompt-template", "nonsense"], "unknown prompt template 'nonsense'"),
         (["train-rm", "--steps", "0"], "--steps must be >= 1, got 0"),
         (["verify", "x", "1", "--timeout", "inf"], "timeout must be a positive number of seconds, at most"),
-        (["train", "--algo", "mine", "--import", "no_such_module_here"], "--import no_such_module_here: No module named"),
+        (
+            ["train", "--algo", "mine", "--import", "no_such_module_here"],
+            "--import no_such_module_here: No module named",
+        ),
     ],
 )
 def test_bad_settings_are_refused_in_one_message_naming_the_flag(tmp_path, monkeypatch, capsys, argv, message):
@@ -130,7 +148,9 @@ def test_train_imports_a_module_that_registers_an_algorithm(tmp_path, monkeypatc
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     # registered: the run gets past the algorithm check to the next refusal (a missing model)
-    code, said = _refusal(["train", "--import", "my_algos", "--algo", "mine", "--model", str(tmp_path / "none")], capsys)
+    code, said = _refusal(
+        ["train", "--import", "my_algos", "--algo", "mine", "--model", str(tmp_path / "none")], capsys
+    )
     assert "no such local directory" in said and "unknown algorithm" not in said
 
 

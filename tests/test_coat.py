@@ -4,7 +4,9 @@ import pytest
 
 from satori_env.coat import PROMPT_TEMPLATES, PromptTemplate, count_actions, get_template, render_ansi, split_steps
 
-TRAJECTORY = "Let me see.<|continue|>3+4=8<|reflect|>3+4 is 7, not 8.<|explore|>3+4=7<|continue|>The answer is \\boxed{7}."
+TRAJECTORY = (
+    "Let me see.<|continue|>3+4=8<|reflect|>3+4 is 7, not 8.<|explore|>3+4=7<|continue|>The answer is \\boxed{7}."
+)
 
 
 def test_split_steps_and_counts():
@@ -18,7 +20,9 @@ def test_split_steps_and_counts():
 def test_templates():
     assert get_template("compact").format("What is 1+1?") == "Problem: What is 1+1?\nSolution:"
     satori = PROMPT_TEMPLATES["satori"].format("Q")
-    assert satori.startswith("<|im_start|>user\n") and "\\boxed{}" in satori and satori.endswith("<|im_start|>assistant\n")
+    assert (
+        satori.startswith("<|im_start|>user\n") and "\\boxed{}" in satori and satori.endswith("<|im_start|>assistant\n")
+    )
     custom = get_template("Q: {question}\nA:")
     assert custom.format("x") == "Q: x\nA:" and get_template(custom) is custom
 

@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 
 import satori_env  # noqa: F401  (registers the env ids)
-from satori_env import AdaptiveCurriculum, ArithmeticTasks, Curriculum, FixedMix, SatoriMathEnv, SatoriMathVectorEnv, make_curriculum
+from satori_env import (
+    AdaptiveCurriculum,
+    ArithmeticTasks,
+    Curriculum,
+    FixedMix,
+    SatoriMathEnv,
+    SatoriMathVectorEnv,
+    make_curriculum,
+)
 from tests.helpers import solution_tokens
 
 
@@ -66,7 +74,10 @@ def test_the_frontier_stops_at_both_ends_and_decides_on_fresh_outcomes_only():
         (lambda: FixedMix.over_levels([1, 2], weights=[0, 0]), "positive sum"),
         (lambda: FixedMix({"a": "arith:train"}, weights={"b": 1.0}), r"unknown arm\(s\) \['b'\]"),
         (lambda: Curriculum({}), "at least one arm"),
-        (lambda: make_curriculum("hardest"), r"unknown curriculum 'hardest'; valid curricula: \['adaptive', 'uniform'\]"),
+        (
+            lambda: make_curriculum("hardest"),
+            r"unknown curriculum 'hardest'; valid curricula: \['adaptive', 'uniform'\]",
+        ),
         (lambda: make_curriculum("adaptive", tasks=[]), "builds its arms from arithmetic levels"),
     ],
 )
@@ -163,7 +174,9 @@ def test_a_vector_env_shares_one_curriculum_that_sees_every_episode():
     for spec in ("adaptive", adaptive()):
         envs = SatoriMathVectorEnv(num_envs=8, curriculum=spec)
         curriculum = envs.curriculum
-        assert isinstance(curriculum, AdaptiveCurriculum) and all(env.unwrapped.source is curriculum for env in envs.envs)
+        assert isinstance(curriculum, AdaptiveCurriculum) and all(
+            env.unwrapped.source is curriculum for env in envs.envs
+        )
         _, info = envs.reset(seed=0)
         assert list(info["curriculum_arm"]) == ["L1"] * 8 and curriculum.served == {"L1": 8, "L2": 0, "L3": 0}
         problems = [env.unwrapped._problem for env in envs.envs]
@@ -221,14 +234,30 @@ def test_training_reports_every_episode_of_a_group_and_logs_the_level_distributi
 
     build_model("tiny", tmp_path / "model", seed=0)
     config = replace(
-        preset("tiny"), out=str(tmp_path / "run"), algo="grpo", group_size=4, episodes_per_iteration=8, minibatch_size=8,
-        micro_batch_size=8, max_new_tokens=4, iterations=2, eval_per_level=0, restart_prob=0.0, curriculum="adaptive", progress=False,
+        preset("tiny"),
+        out=str(tmp_path / "run"),
+        algo="grpo",
+        group_size=4,
+        episodes_per_iteration=8,
+        minibatch_size=8,
+        micro_batch_size=8,
+        max_new_tokens=4,
+        iterations=2,
+        eval_per_level=0,
+        restart_prob=0.0,
+        curriculum="adaptive",
+        progress=False,
     )
     result = train_rl(config, str(tmp_path / "model"))
     first = result["history"][0]
-    assert first["curriculum/share_L1"] == 1.0 and first["curriculum/share_L2"] == 0.0 and first["curriculum/frontier"] == 0.0
+    assert (
+        first["curriculum/share_L1"] == 1.0
+        and first["curriculum/share_L2"] == 0.0
+        and first["curriculum/frontier"] == 0.0
+    )
     assert first["curriculum/pass_rate_L1"] == 0.0  # an untrained model
     state = result["curriculum"]
-    assert len(state["recent"]["L1"]) == 16  # both groups' 4 episodes, both iterations: not only the groups' first copies
+    assert (
+        len(state["recent"]["L1"]) == 16
+    )  # both groups' 4 episodes, both iterations: not only the groups' first copies
     assert state["served"]["L1"] >= 4  # the groups' draws
-

@@ -61,7 +61,9 @@ def test_correct_solution_gets_the_top_reward_and_a_full_info(env):
     assert info["correct"] and info["answer"] == problem.answer == info["gold"]
     assert info["reward_terms"] == {"rule": 0.0, "reflection": 0.0} and info["verifier_status"] == "ok"
     assert info["actions"] == {"continue": len(problem.meta["steps"]) + 1, "reflect": 0, "explore": 0}
-    assert info["completion"].startswith("<|continue|>") and info["completion"].endswith(f"\\boxed{{{problem.answer}}}.")
+    assert info["completion"].startswith("<|continue|>") and info["completion"].endswith(
+        f"\\boxed{{{problem.answer}}}."
+    )
     assert info["problem_id"] == problem.id and info["num_new_tokens"] == len(solution_tokens(env, problem))
 
 
@@ -74,7 +76,9 @@ def test_wrong_solution_gets_the_bottom_reward(env):
 def test_binary_reward_preset():
     environment = gym.make("SatoriMath-v0", reward="binary")
     environment.reset(seed=1)
-    _, reward, _, _, info = environment.unwrapped.step_tokens(solution_tokens(environment, environment.unwrapped._problem))
+    _, reward, _, _, info = environment.unwrapped.step_tokens(
+        solution_tokens(environment, environment.unwrapped._problem)
+    )
     assert reward == 1.0 and info["reward_terms"] == {"correct": 1.0}
 
 
@@ -146,7 +150,11 @@ def test_reset_options_pin_a_problem(env):
     problem = Problem("pinned", "What is 2+3?", "5", "demo")
     _, info = env.reset(options={"problem": problem})
     assert info["problem_id"] == "pinned" and env.unwrapped._problem is problem
-    with pytest.raises(ValueError, match=r"unknown reset option\(s\) \['restart'\]; valid options: \['problem', 'restart_state', 'curriculum_arm'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown reset option\(s\) \['restart'\]; "
+        r"valid options: \['problem', 'restart_state', 'curriculum_arm'\]",
+    ):
         env.reset(options={"restart": 1})
     with pytest.raises(TypeError, match="must be a satori_env.Problem"):
         env.reset(options={"problem": "What is 2+3?"})
@@ -213,7 +221,11 @@ def test_numpy_integer_actions_are_accepted(env):
         ({"observation_mode": "text"}, ValueError, r"observation_mode must be one of \('box', 'tokens'\)"),
         ({"render_mode": "human"}, ValueError, r"render_mode must be None or one of \['ansi'\]"),
         ({"max_new_tokens": 0}, ValueError, "max_new_tokens must be a positive int"),
-        ({"prompt_template": "chatml"}, ValueError, r"unknown prompt template 'chatml': use one of \['compact', 'satori'\]"),
+        (
+            {"prompt_template": "chatml"},
+            ValueError,
+            r"unknown prompt template 'chatml': use one of \['compact', 'satori'\]",
+        ),
         ({"reward": "dense"}, ValueError, r"unknown reward 'dense'; valid presets: \['binary', 'satori'\]"),
         ({"tasks": "gsm8k"}, ValueError, "several splits"),
         ({"tasks": 42}, TypeError, "tasks must be None, a source name"),
@@ -262,7 +274,10 @@ def test_render_shows_the_coat_structure(env):
     env.unwrapped.step_tokens([env.unwrapped.eos_id])
     last = env.render().rstrip("\n").splitlines()[-1]
     answer = env.unwrapped._problem.answer
-    assert last == f"terminated: answer {answer!r}, gold {answer!r}, correct (ok); reward +0.00 = rule +0.00 reflection +0.00"
+    assert (
+        last
+        == f"terminated: answer {answer!r}, gold {answer!r}, correct (ok); reward +0.00 = rule +0.00 reflection +0.00"
+    )
     with pytest.warns(UserWarning, match="render_mode='ansi'"):
         assert gym.make("SatoriMath-v0").unwrapped.render() is None  # no render_mode
 

@@ -29,12 +29,13 @@ def test_random_agent_plays_whole_episodes(capsys):
     assert capsys.readouterr().out.count("episode ") == 2
 
 
-
 def test_reward_shaping_table(capsys):
     table = load("reward_shaping").main()
     totals = {name: {preset: sum(terms.values()) for preset, terms in row.items()} for name, row in table.items()}
     assert totals["correct"]["satori"] == 0.0 and totals["wrong answer"]["satori"] == -1.0
-    assert totals["restart from wrong, fixed"]["satori"] == 0.5 and totals["restart from right, broken"]["satori"] == -1.5
+    assert (
+        totals["restart from wrong, fixed"]["satori"] == 0.5 and totals["restart from right, broken"]["satori"] == -1.5
+    )
     assert table["no COAT format"]["custom"]["format"] == -0.5 and table["self-correcting"]["custom"]["checked"] == 0.25
     assert [totals[name]["binary"] for name in table] == [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0]
     assert "| restart from wrong, fixed |" in capsys.readouterr().out
@@ -86,7 +87,13 @@ def test_sb3_meta_controller_runs_small_with_its_flags(tmp_path, capsys):
 
     build_model("tiny", tmp_path / "policy", seed=0)
     results = load("sb3_meta_controller").main(
-        str(tmp_path / "policy"), timesteps=32, train_problems=4, test_per_level=2, out=str(tmp_path / "out"), n_steps=16, learning_starts=8
+        str(tmp_path / "policy"),
+        timesteps=32,
+        train_problems=4,
+        test_per_level=2,
+        out=str(tmp_path / "out"),
+        n_steps=16,
+        learning_starts=8,
     )
     assert set(results) == {"always continue", "random", "LM's own choice", "PPO", "DQN"}
     assert all(0.0 <= row["accuracy"] <= 1.0 and row["steps"] >= 1 for row in results.values())

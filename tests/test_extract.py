@@ -51,7 +51,9 @@ def test_non_string_is_a_type_error():
 
 
 simple_answer = st.text(alphabet="0123456789abcxyz+-*/^(). ", min_size=1, max_size=20)
-balanced = st.recursive(simple_answer, lambda inner: st.builds(lambda a, b: f"{a}{{{b}}}", simple_answer, inner), max_leaves=5)
+balanced = st.recursive(
+    simple_answer, lambda inner: st.builds(lambda a, b: f"{a}{{{b}}}", simple_answer, inner), max_leaves=5
+)
 plain_text = st.text(alphabet=st.characters(blacklist_characters="{}\\", blacklist_categories=("Cs",)), max_size=50)
 
 

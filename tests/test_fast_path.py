@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from satori_env.verifier import _fast_equal, _plain_number
+from satori_env.answers import fast_verdict, plain_number
 
 
 @pytest.mark.parametrize(
@@ -29,16 +29,32 @@ from satori_env.verifier import _fast_equal, _plain_number
         ("1\\,000", Fraction(1000)),
     ],
 )
-def test_plain_numbers(answer, value):
-    assert _plain_number(answer)[0] == value
+def testplain_numbers(answer, value):
+    assert plain_number(answer)[0] == value
 
 
 @pytest.mark.parametrize(
     "answer",
-    ["3 pi", "2 sqrt 2", "50 percent", "1 hundred", "3 dozen", "\\frac{1}{2}", "50%", "1,2", "(1,234)", "x", "1e5", "2^3", "1" * 100, "", "dollars"],
+    [
+        "3 pi",
+        "2 sqrt 2",
+        "50 percent",
+        "1 hundred",
+        "3 dozen",
+        "\\frac{1}{2}",
+        "50%",
+        "1,2",
+        "(1,234)",
+        "x",
+        "1e5",
+        "2^3",
+        "1" * 100,
+        "",
+        "dollars",
+    ],
 )
-def test_not_plain_numbers(answer):
-    assert _plain_number(answer) is None
+def test_notplain_numbers(answer):
+    assert plain_number(answer) is None
 
 
 @pytest.mark.parametrize(
@@ -56,8 +72,8 @@ def test_not_plain_numbers(answer):
         ("3", "3 pi", None),
     ],
 )
-def test_fast_equal_decides_only_when_certain(gold, predicted, expected):
-    assert _fast_equal(gold, predicted) is expected
+def testfast_verdict_decides_only_when_certain(gold, predicted, expected):
+    assert fast_verdict(gold, predicted) is expected
 
 
 @pytest.mark.parametrize("soup", ["ab" * 90 + "1", "word " * 35 + "x1", "cm." * 60 + "$"])
@@ -65,17 +81,19 @@ def test_letter_soup_is_rejected_in_linear_time(soup):
     # garbage a random policy writes after a number: the unit-word pattern once backtracked
     # exponentially here (minutes for 40 letters), in the trainer's process, with no timeout
     start = time.perf_counter()
-    assert _plain_number("5 " + soup) is None
-    assert _fast_equal("5", "5 " + soup) is None
+    assert plain_number("5 " + soup) is None
+    assert fast_verdict("5", "5 " + soup) is None
     assert time.perf_counter() - start < 0.05
 
 
-@pytest.mark.parametrize("gold, predicted", [("3", "\u0663"), ("12", "\uff11\uff12"), ("\u0663\u0664", "34"), ("7", "\u07c7")])
+@pytest.mark.parametrize(
+    "gold, predicted", [("3", "\u0663"), ("12", "\uff11\uff12"), ("\u0663\u0664", "34"), ("7", "\u07c7")]
+)
 def test_non_ascii_digits_are_left_to_math_verify(verifier, gold, predicted):
     """Arabic-Indic, fullwidth and N'Ko digits are text to math-verify: the fast path agrees."""
-    assert _fast_equal(gold, predicted) is None
+    assert fast_verdict(gold, predicted) is None
     non_ascii = gold if predicted.isascii() else predicted
-    assert _plain_number(non_ascii) is None
+    assert plain_number(non_ascii) is None
     assert not verifier.verify(f"\\boxed{{{predicted}}}", gold)
     assert verifier.verify(f"\\boxed{{{non_ascii}}}", non_ascii)  # identical strings still match
 
@@ -96,10 +114,12 @@ def test_fast_path_agrees_with_math_verify_where_it_reads_numbers(gold, predicte
     from math_verify import LatexExtractionConfig, parse, verify
 
     predicted = gold if same or not predicted else predicted
-    decided = _fast_equal(gold, predicted)
+    decided = fast_verdict(gold, predicted)
     if decided is None:
         return
     config = [LatexExtractionConfig(boxed_match_priority=0)]
-    parsed = [parse(f"\\boxed{{{answer}}}", extraction_config=config, parsing_timeout=None) for answer in (gold, predicted)]
+    parsed = [
+        parse(f"\\boxed{{{answer}}}", extraction_config=config, parsing_timeout=None) for answer in (gold, predicted)
+    ]
     if all(p and getattr(p[0], "is_number", False) for p in parsed):
         assert decided is bool(verify(parsed[0], parsed[1], timeout_seconds=None))

@@ -22,10 +22,19 @@ def setup(tmp_path_factory):
 
 
 def _engines(model, envs, **kwargs):
-    return HFEngine.for_env(model, envs, decoding="generate", **kwargs), HFEngine.for_env(model, envs, decoding="graph", **kwargs)
+    return HFEngine.for_env(model, envs, decoding="generate", **kwargs), HFEngine.for_env(
+        model, envs, decoding="graph", **kwargs
+    )
 
 
-@pytest.mark.parametrize("params", [SamplingParams(40, temperature=0.0), SamplingParams(40, temperature=1.0, seed=3), SamplingParams(40, temperature=0.7, seed=5)])
+@pytest.mark.parametrize(
+    "params",
+    [
+        SamplingParams(40, temperature=0.0),
+        SamplingParams(40, temperature=1.0, seed=3),
+        SamplingParams(40, temperature=0.7, seed=5),
+    ],
+)
 def test_graph_decoding_writes_what_generate_writes(setup, params):
     model, envs, prompts = setup
     generate, graph = _engines(model, envs)
@@ -41,7 +50,9 @@ def test_stops_end_each_completion_and_forbidden_ids_never_appear(setup):
     free = HFEngine(model, envs.envs[0].pad_id, stop_ids=[], decoding="graph").generate(prompts, greedy)
     stop = free[0][5]  # a token the model writes: make it a stop id
     banned = [t for t in free[1] if t not in free[0][:6]][:3]  # and forbid tokens it would write elsewhere
-    engines = [HFEngine(model, envs.envs[0].pad_id, [stop], forbidden_ids=banned, decoding=d) for d in ("generate", "graph")]
+    engines = [
+        HFEngine(model, envs.envs[0].pad_id, [stop], forbidden_ids=banned, decoding=d) for d in ("generate", "graph")
+    ]
     for params in (greedy, SamplingParams(40, temperature=1.0, seed=1)):
         a, b = (engine.generate(prompts, params) for engine in engines)
         assert a == b

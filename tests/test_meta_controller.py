@@ -37,7 +37,9 @@ class SlipperyWriter:
             return self._step(f" \\boxed{{{current}}}.", 0.9, (0.1, 0.1, 0.1), eos)
         if text.endswith("<|reflect|>"):
             wrong = int(current) != answer
-            return self._step(f"Check: {'Wrong' if wrong else 'Right'}.", 0.9, (0.1, 0.1, 0.8) if wrong else (0.8, 0.1, 0.1))
+            return self._step(
+                f"Check: {'Wrong' if wrong else 'Right'}.", 0.9, (0.1, 0.1, 0.8) if wrong else (0.8, 0.1, 0.1)
+            )
         if text.endswith("<|explore|>"):
             return self._step(f"so x={answer}", 0.9, (0.8, 0.1, 0.1))
         if written:  # a continue after a step: the answer
@@ -59,7 +61,9 @@ def _slippery_env(**kwargs):
 
 def _play(env, controller, problems):
     infos = play(env, controller, problems)
-    assert all(info["reward_terms"] == {"correct": float(info["correct"])} for info in infos)  # the token env's binary reward
+    assert all(
+        info["reward_terms"] == {"correct": float(info["correct"])} for info in infos
+    )  # the token env's binary reward
     return float(np.mean([info["correct"] for info in infos]))
 
 
@@ -71,13 +75,18 @@ def test_meta_env_appends_the_chosen_action_and_judges_with_the_token_env():
     obs, reward, terminated, _, info = env.step(META_CHOICES.index("continue"))
     assert obs[FEATURES.index("step_min_prob")] == pytest.approx(0.2) and obs[FEATURES.index("answer_changed")] == 1.0
     obs, *_ = env.step(META_CHOICES.index("reflect"))
-    assert obs[FEATURES.index("lm_prefers_explore")] == pytest.approx(0.8) and obs[FEATURES.index("answer_changed")] == 0.0
+    assert (
+        obs[FEATURES.index("lm_prefers_explore")] == pytest.approx(0.8) and obs[FEATURES.index("answer_changed")] == 0.0
+    )
     env.step(META_CHOICES.index("explore"))
     _, reward, terminated, _, info = env.step(META_CHOICES.index("answer"))
     assert terminated and reward == 1.0 and info["correct"]
     assert info["choices"] == ["continue", "reflect", "explore", "answer"]
     assert info["actions"] == {"continue": 2, "reflect": 1, "explore": 1}  # counted by the token env
-    assert info["completion"].startswith("<|continue|>so x=") and "<|reflect|>Check: Wrong.<|explore|>" in info["completion"]
+    assert (
+        info["completion"].startswith("<|continue|>so x=")
+        and "<|reflect|>Check: Wrong.<|explore|>" in info["completion"]
+    )
 
 
 def test_the_last_step_always_answers_and_bad_actions_are_refused():

@@ -39,15 +39,25 @@ def test_a_built_model_plays_the_environment(tiny):
     obs, _ = envs.reset(seed=0)
     engine = HFEngine.for_env(model, envs)
     prompts = [obs["tokens"][i, : obs["length"][i, 0]].tolist() for i in range(2)]
-    _, rewards, terminated, truncated, _ = envs.step_tokens(engine.generate(prompts, SamplingParams(max_new_tokens=8, seed=0)))
+    _, rewards, terminated, truncated, _ = envs.step_tokens(
+        engine.generate(prompts, SamplingParams(max_new_tokens=8, seed=0))
+    )
     assert (terminated | truncated).all() and set(rewards.tolist()) <= {0.0, -1.0}
 
 
 def test_a_checkpoint_without_coat_tokens_gets_them(tmp_path):
     path = mid_vocab_pad_tokenizer(tmp_path / "ckpt")
     tokenizer = AutoTokenizer.from_pretrained(path)
-    LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                 num_attention_heads=2, num_key_value_heads=2)).save_pretrained(path)
+    LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+        )
+    ).save_pretrained(path)
     model, tokenizer = load_policy(str(path), device="cpu")
     assert model.get_input_embeddings().num_embeddings == len(tokenizer)
     assert len(tokenizer.encode("<|reflect|>", add_special_tokens=False)) == 1

@@ -31,8 +31,9 @@ def test_wheel_contains_data_worker_and_entry_point(tmp_path):
         "satori_env/tasks/data/math500.jsonl.gz",
         "satori_env/tasks/data/gsm8k_train.jsonl.gz",
         "agents/cli.py",
+        "satori_cli.py",
     ]:
         assert required in names, required
     assert not any(name.startswith(("tests/", "benchmarks/")) for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "satori = satori_env._entry:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "satori = satori_cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

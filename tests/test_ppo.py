@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from agents.algorithms.core import KL_ESTIMATORS, RunningMoments, clipped_policy_loss, masked_mean, masked_whiten
-from agents.algorithms.core import token_rewards
+from agents.algorithms.core import (
+    KL_ESTIMATORS,
+    RunningMoments,
+    clipped_policy_loss,
+    masked_mean,
+    masked_whiten,
+    token_rewards,
+)
 from agents.algorithms.ppo import gae
 
 
@@ -19,7 +25,9 @@ def reference_gae(rewards, values, gamma, lam):
 
 
 def test_gae_by_hand():
-    advantages, returns = gae(torch.tensor([[0.0, 0.0, 1.0]]), torch.tensor([[0.5, 0.6, 0.7]]), torch.ones(1, 3), 1.0, 1.0)
+    advantages, returns = gae(
+        torch.tensor([[0.0, 0.0, 1.0]]), torch.tensor([[0.5, 0.6, 0.7]]), torch.ones(1, 3), 1.0, 1.0
+    )
     # delta = (0.1, 0.1, 0.3); A = (0.5, 0.4, 0.3); returns = A + V = 1 everywhere
     assert torch.allclose(advantages, torch.tensor([[0.5, 0.4, 0.3]]))
     assert torch.allclose(returns, torch.ones(1, 3))
@@ -77,7 +85,9 @@ def test_masked_statistics_and_running_moments():
     mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]])
     assert masked_mean(x, mask).item() == 2.5
     white = masked_whiten(x, mask)
-    assert masked_mean(white, mask).abs().item() < 1e-6 and masked_mean(white**2, mask).item() == pytest.approx(1.0, rel=1e-4)
+    assert masked_mean(white, mask).abs().item() < 1e-6 and masked_mean(white**2, mask).item() == pytest.approx(
+        1.0, rel=1e-4
+    )
     moments = RunningMoments()
     stream = np.random.default_rng(1).normal(3.0, 2.0, size=300)
     for chunk in np.array_split(stream, 7):

@@ -20,7 +20,9 @@ def tiny(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("path", ["/no/such/model", "./missing", "../missing", "~/missing-model", "runs/tiny/sft/model", "two words"])
+@pytest.mark.parametrize(
+    "path", ["/no/such/model", "./missing", "../missing", "~/missing-model", "runs/tiny/sft/model", "two words"]
+)
 def test_a_missing_path_fails_at_once(path):
     with pytest.raises(FileNotFoundError, match=r"no such local directory \(and not a hub id"):
         locate_pretrained(path)
@@ -56,7 +58,11 @@ def test_an_unreachable_hub_id_fails_in_one_line_without_retries(monkeypatch):
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     start = time.monotonic()
-    with pytest.raises(OSError, match=r"'nobody/nothing' is not a local directory, not in the local hub cache, and the hub cannot be reached \(HF_HUB_OFFLINE"):
+    with pytest.raises(
+        OSError,
+        match=r"'nobody/nothing' is not a local directory, not in the local hub cache, "
+        r"and the hub cannot be reached \(HF_HUB_OFFLINE",
+    ):
         load_pretrained(AutoTokenizer.from_pretrained, "nobody/nothing", "tokenizer")
     assert time.monotonic() - start < 5.0
 

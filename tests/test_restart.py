@@ -42,7 +42,9 @@ def test_states_are_prefixes_cut_at_step_boundaries_with_reflect_appended():
     ]
     assert {s.reflect_status for s in states} == {-1} and all(s.problem is PROBLEM for s in states)
     assert {s.reflect_status for s in buffer.derive(trajectory(correct=True))} == {1}
-    assert [s.prefix for s in RestartBuffer(max_backtrack=0).derive(trajectory())] == [(C, 100, 101, C, 102, R, 103, X, 104, 105, R)]
+    assert [s.prefix for s in RestartBuffer(max_backtrack=0).derive(trajectory())] == [
+        (C, 100, 101, C, 102, R, 103, X, 104, 105, R)
+    ]
     assert len(RestartBuffer(max_backtrack=10).derive(trajectory())) == 4
     assert buffer.derive(trajectory(finished=False)) == [] and buffer.derive(trajectory(response=())) == []
 
@@ -89,7 +91,10 @@ def test_sampling_is_deterministic_under_a_seed():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"strategy": "greedy"}, r"unknown restart strategy 'greedy'; valid strategies: \['uniform', 'balanced', 'frontier'\]"),
+        (
+            {"strategy": "greedy"},
+            r"unknown restart strategy 'greedy'; valid strategies: \['uniform', 'balanced', 'frontier'\]",
+        ),
         ({"capacity": 0}, "capacity must be an int >= 1"),
         ({"max_backtrack": -1}, "max_backtrack must be an int >= 0"),
     ],
@@ -209,8 +214,14 @@ HUGE = "x" * 10_000_000
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda p: p["states"][0].__setitem__(1, list("abc")), "state 0: the prefix must be a non-empty list of token ids >= 0"),
-        (lambda p: p["states"][0].__setitem__(1, [-4, R]), "state 0: the prefix must be a non-empty list of token ids >= 0"),
+        (
+            lambda p: p["states"][0].__setitem__(1, list("abc")),
+            "state 0: the prefix must be a non-empty list of token ids >= 0",
+        ),
+        (
+            lambda p: p["states"][0].__setitem__(1, [-4, R]),
+            "state 0: the prefix must be a non-empty list of token ids >= 0",
+        ),
         (lambda p: p["states"][0].__setitem__(1, []), "state 0: the prefix must be a non-empty list"),
         (lambda p: p["states"][0].__setitem__(1, [5, 6]), r"state 0: the prefix must end with <\|reflect\|>"),
         (lambda p: p["states"][0].__setitem__(2, 7), "state 0: reflect_status must be -1 or 1, got 7"),
@@ -222,7 +233,10 @@ HUGE = "x" * 10_000_000
         (lambda p: p["config"]["meta_token_ids"].__setitem__("reflect", "2"), "meta_token_ids must map"),
         (lambda p: p["config"].pop("strategy"), "a restart buffer's config has the keys"),
         (lambda p: p.pop("rng"), "the payload must have exactly the keys"),
-        (lambda p: p.__setitem__("rng", {"bit_generator": "PCG64", "state": HUGE}), "rng is not a NumPy PCG64 generator state"),
+        (
+            lambda p: p.__setitem__("rng", {"bit_generator": "PCG64", "state": HUGE}),
+            "rng is not a NumPy PCG64 generator state",
+        ),
         (lambda p: p.__setitem__("pass_counts", {"a": [3, 2]}), "pass_counts must map problem ids to"),
         (lambda p: p["problems"][0].__setitem__("answer", 5), "Problem.answer must be a str"),
         (lambda p: p["problems"][0].__setitem__("colour", "red"), "a Problem dict has the keys"),
@@ -247,7 +261,9 @@ def test_a_version_1_file_loads_without_a_fingerprint(tmp_path):
     del document["payload"]["config"]["tokenizer_fingerprint"]
     path.write_bytes(_resealed({**document, "version": 1}))
     loaded = RestartBuffer.load(path)
-    assert loaded.tokenizer_fingerprint is None and [s.prefix for s in loaded.states] == [s.prefix for s in buffer.states]
+    assert loaded.tokenizer_fingerprint is None and [s.prefix for s in loaded.states] == [
+        s.prefix for s in buffer.states
+    ]
 
 
 # -- the environment side -----------------------------------------------------------------------
@@ -275,15 +291,25 @@ def test_restarted_episodes_earn_the_reflection_bonus(source_correct, now_correc
     problem = _arith_problem()
     buffer = RestartBuffer(max_backtrack=0)
     wrong = str(int(problem.answer) + 1)
-    (state,) = buffer.add(Trajectory(problem, _response(problem, problem.answer if source_correct else wrong), source_correct))
+    (state,) = buffer.add(
+        Trajectory(problem, _response(problem, problem.answer if source_correct else wrong), source_correct)
+    )
     env = gym.make("SatoriMath-v0", restart_buffer=buffer)
     obs, info = env.reset(options={"restart_state": state})
-    assert info["restart"] == {"from_restart": True, "reflect_status": 1 if source_correct else -1, "prefix_tokens": len(state.prefix), "skipped": 0}
+    assert info["restart"] == {
+        "from_restart": True,
+        "reflect_status": 1 if source_correct else -1,
+        "prefix_tokens": len(state.prefix),
+        "skipped": 0,
+    }
     assert obs["tokens"][info["prompt_length"] - 1] == R  # the state ends with <|reflect|>
     final = f"Check again.<|explore|>The answer is \\boxed{{{problem.answer if now_correct else wrong}}}."
     _, got, terminated, _, info = env.unwrapped.step_tokens(TOKENIZER.encode(final) + [TOKENIZER.eos_token_id])
     assert terminated and got == reward and info["correct"] is now_correct
-    assert info["completion"].startswith(TOKENIZER.decode(state.prefix)) and info["num_new_tokens"] == len(TOKENIZER.encode(final)) + 1
+    assert (
+        info["completion"].startswith(TOKENIZER.decode(state.prefix))
+        and info["num_new_tokens"] == len(TOKENIZER.encode(final)) + 1
+    )
 
 
 def test_restart_prob_draws_from_the_buffer():
@@ -297,7 +323,9 @@ def test_restart_prob_draws_from_the_buffer():
     assert not any(never.reset(seed=s)[1]["restart"]["from_restart"] for s in range(10))
     share = np.mean([half.reset(seed=s)[1]["restart"]["from_restart"] for s in range(200)])
     assert 0.4 < share < 0.6
-    assert [half.reset(seed=s)[1]["problem_id"] for s in range(20)] == [half.reset(seed=s)[1]["problem_id"] for s in range(20)]
+    assert [half.reset(seed=s)[1]["problem_id"] for s in range(20)] == [
+        half.reset(seed=s)[1]["problem_id"] for s in range(20)
+    ]
 
 
 def test_env_trajectories_feed_the_buffer_in_one_call():
@@ -337,7 +365,7 @@ def test_a_buffer_for_another_tokenizer_is_refused(tmp_path):
 def test_a_buffer_or_state_from_a_tokenizer_with_the_same_coat_ids_is_refused(tmp_path):
     """Two tokenizers trained on different texts share the COAT ids (the specials come first)
     but not the rest: only the vocabulary fingerprint tells them apart."""
-    from satori_env.tokenizer import train_tokenizer, tokenizer_fingerprint
+    from satori_env.tokenizer import tokenizer_fingerprint, train_tokenizer
 
     other = train_tokenizer(["entirely different text " * 50, "with other merges 123"] * 20, vocab_size=300)
     buffer = RestartBuffer(tokenizer=other)
@@ -352,7 +380,9 @@ def test_a_buffer_or_state_from_a_tokenizer_with_the_same_coat_ids_is_refused(tm
     # the state's fingerprint survives a save and load; a state built by hand is not checked
     buffer.add(trajectory())
     buffer.save(tmp_path / "other.json.gz")
-    assert RestartBuffer.load(tmp_path / "other.json.gz").states[0].tokenizer_fingerprint == buffer.tokenizer_fingerprint
+    assert (
+        RestartBuffer.load(tmp_path / "other.json.gz").states[0].tokenizer_fingerprint == buffer.tokenizer_fingerprint
+    )
     env.reset(options={"restart_state": RestartState(PROBLEM, (C, 100, R), -1)})
 
 

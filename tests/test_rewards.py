@@ -117,7 +117,12 @@ def test_presets_and_custom_mixes():
     "reward, error, message",
     [
         ("dense", ValueError, r"unknown reward 'dense'; valid presets: \['binary', 'satori'\]"),
-        (["rule", "speed"], ValueError, r"unknown reward term 'speed'; valid names: \['correct', 'format', 'length', 'preference', 'reflection', 'rule'\]"),
+        (
+            ["rule", "speed"],
+            ValueError,
+            r"unknown reward term 'speed'; valid names: \['correct', 'format', 'length', 'preference', "
+            r"'reflection', 'rule'\]",
+        ),
         ({"preference": 1.0}, ValueError, "needs a scorer"),
         ({"rule": "high"}, TypeError, "must be a weight, a callable or"),
         ({"rule": (rule_reward, "x")}, TypeError, r"a tuple must be \(callable, weight\)"),

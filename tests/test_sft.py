@@ -66,8 +66,19 @@ def setup(tmp_path_factory):
 
 
 def _args(root, out, **overrides):
-    settings = dict(model=str(root / "base"), data=str(root / "demos.jsonl"), out=str(root / out), steps=12,
-                    batch_tokens=1024, lr=3e-3, warmup=2, checkpoint_every=6, eval_per_level=0, progress=False, threads=2)
+    settings = dict(
+        model=str(root / "base"),
+        data=str(root / "demos.jsonl"),
+        out=str(root / out),
+        steps=12,
+        batch_tokens=1024,
+        lr=3e-3,
+        warmup=2,
+        checkpoint_every=6,
+        eval_per_level=0,
+        progress=False,
+        threads=2,
+    )
     return SFTArgs(**{**settings, **overrides})
 
 

@@ -71,7 +71,12 @@ def test_every_kind_is_well_formed_verified_and_honest(kind):
         if kind == "clean":
             assert actions["reflect"] == actions["explore"] == 0 and not untrained
         elif kind == "confirm":
-            assert actions["reflect"] == 1 and actions["explore"] == 0 and "matches" in demo.text and "Wrong" not in demo.text
+            assert (
+                actions["reflect"] == 1
+                and actions["explore"] == 0
+                and "matches" in demo.text
+                and "Wrong" not in demo.text
+            )
         elif demo.kind == "fix" or kind == "explore":
             assert actions["reflect"] == 1 and actions["explore"] == 1 and demo.text.count("Wrong.") == 1
             (slip,) = untrained  # only the injected wrong step carries no loss

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -41,10 +40,36 @@ raise SystemExit(main())
 
 def _train_command(model, out, iterations, resume=False, kill_at=None):
     args = [
-        "train", "--preset", "tiny", "--model", str(model), "--out", str(out), "--iterations", str(iterations),
-        "--episodes-per-iteration", "8", "--minibatch-size", "8", "--micro-batch-size", "8", "--max-new-tokens", "6",
-        "--restart-prob", "0.5", "--entropy-coef", "0.1", "--checkpoint-every", "2", "--eval-per-level", "0", "--threads", "1", "--no-progress",
-        "--curriculum", "adaptive",
+        "train",
+        "--preset",
+        "tiny",
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--iterations",
+        str(iterations),
+        "--episodes-per-iteration",
+        "8",
+        "--minibatch-size",
+        "8",
+        "--micro-batch-size",
+        "8",
+        "--max-new-tokens",
+        "6",
+        "--restart-prob",
+        "0.5",
+        "--entropy-coef",
+        "0.1",
+        "--checkpoint-every",
+        "2",
+        "--eval-per-level",
+        "0",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--curriculum",
+        "adaptive",
     ]
     if resume:
         args.append("--resume")
@@ -61,7 +86,11 @@ def test_a_run_killed_with_sigkill_mid_save_resumes_to_the_same_state(tiny, tmp_
     iterations = 24
     subprocess.run(_train_command(tiny, tmp_path / "straight", iterations), check=True, timeout=600)
 
-    killed = subprocess.run(_train_command(tiny, tmp_path / "killed", iterations, kill_at=6), env={**os.environ, "KILL_AT_STEP": "6"}, timeout=600)
+    killed = subprocess.run(
+        _train_command(tiny, tmp_path / "killed", iterations, kill_at=6),
+        env={**os.environ, "KILL_AT_STEP": "6"},
+        timeout=600,
+    )
     assert killed.returncode == -signal.SIGKILL
     checkpoints = tmp_path / "killed" / "rl" / "checkpoints"
     partial = [p.name for p in checkpoints.iterdir() if p.name.startswith(".step-000006.")]
@@ -77,7 +106,10 @@ def test_a_run_killed_with_sigkill_mid_save_resumes_to_the_same_state(tiny, tmp_
     buffers = [RestartBuffer.load(tmp_path / run / "rl" / "restart_buffer.json.gz") for run in ("straight", "killed")]
     assert buffers[0].states == buffers[1].states and len(buffers[0]) > 0
     metrics = [json.loads((tmp_path / run / "rl" / "metrics.json").read_text()) for run in ("straight", "killed")]
-    assert metrics[0]["curriculum"] == metrics[1]["curriculum"] and sum(metrics[0]["curriculum"]["served"].values()) > iterations
+    assert (
+        metrics[0]["curriculum"] == metrics[1]["curriculum"]
+        and sum(metrics[0]["curriculum"]["served"].values()) > iterations
+    )
     # every iteration's metrics, the ones before the kill included (timings aside, they are equal)
     histories = [[{k: v for k, v in row.items() if not k.startswith("perf/")} for row in m["history"]] for m in metrics]
     assert len(histories[1]) == iterations and histories[0] == histories[1]

@@ -42,7 +42,9 @@ def test_step_tokens_verifies_finished_episodes_in_one_batch(monkeypatch):
     verifier = satori_env.verifier.default_verifier()
     batches = []
     original = verifier.check_batch
-    monkeypatch.setattr(verifier, "check_batch", lambda pairs, **kw: batches.append(len(pairs)) or original(pairs, **kw))
+    monkeypatch.setattr(
+        verifier, "check_batch", lambda pairs, **kw: batches.append(len(pairs)) or original(pairs, **kw)
+    )
     chunks = _solutions(envs)
     chunks[1] = solution_tokens(envs.envs[1], envs.envs[1]._problem, wrong=True)
     old_ids = [env._problem.id for env in envs.envs]
@@ -169,3 +171,29 @@ def test_per_copy_reset_options_pin_problems():
     assert infos["problem_id"].tolist() == [p.id for p in problems]
     with pytest.raises(ValueError, match="got 2 option dicts for 3 environments"):
         envs.reset(options=[{}, {}])
+
+
+def test_reset_groups_gives_each_group_one_start():
+    from satori_env import RestartBuffer, RestartState
+
+    envs = SatoriMathVectorEnv(num_envs=6, curriculum="uniform")
+    envs.reset(seed=0)
+    _, info = envs.reset_groups(3)
+    ids = list(info["problem_id"])
+    assert ids[:3] == [ids[0]] * 3 and ids[3:] == [ids[3]] * 3 and ids[0] != ids[3]
+    arms = list(info["curriculum_arm"])
+    assert arms[:3] == [arms[0]] * 3  # the whole group counts for the arm its first copy drew
+    assert [t.tolist() for t in envs.tokens[:3]] == [envs.tokens[0].tolist()] * 3
+
+    problem = satori_env.Problem("pinned", "What is 2+3?", "5", "demo")
+    state = RestartState(problem, (envs.tokenizer.convert_tokens_to_ids("<|reflect|>"),), -1)
+    _, info = envs.reset_groups(2, starts=[{"problem": problem}, {"restart_state": state}, None])
+    assert list(info["problem_id"][:4]) == ["pinned"] * 4
+    assert list(info["restart"]["from_restart"][:4]) == [False, False, True, True]
+    with pytest.raises(ValueError, match="group_size must divide the number of environments"):
+        envs.reset_groups(4)
+    with pytest.raises(ValueError, match="got 2 starts for 3 groups"):
+        envs.reset_groups(2, starts=[None, None])
+    assert isinstance(envs.restart_buffer, type(None)) and len(envs.rng_states()) == 6
+    envs.restart_buffer = RestartBuffer()
+    assert all(env.restart_buffer is envs.restart_buffer for env in envs.envs)

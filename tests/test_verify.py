@@ -33,7 +33,13 @@ def test_equivalence_holds_both_ways(verifier, a, b):
     assert verifier.verify(f"\\boxed{{{b}}}", a)
 
 
-DIFFERENT_VALUE = [("\\frac{1}{2}", "0.51"), ("[0, 1)", "[0, 1]"), ("x+1", "x-1"), ("\\{1,2\\}", "\\{1,3\\}"), ("12", "21")]
+DIFFERENT_VALUE = [
+    ("\\frac{1}{2}", "0.51"),
+    ("[0, 1)", "[0, 1]"),
+    ("x+1", "x-1"),
+    ("\\{1,2\\}", "\\{1,3\\}"),
+    ("12", "21"),
+]
 
 
 @pytest.mark.parametrize("a, b", DIFFERENT_VALUE)

@@ -121,10 +121,23 @@ def test_rl_iterations_with_the_vllm_engine(setup, tmp_path):
 
 
 def test_satori_eval_with_the_vllm_engine_matches_the_hf_engine(setup, tmp_path):
-    from agents.bench_eval import EvalArgs, run_eval
+    from agents.evaluation.benchmarks import EvalArgs, evaluate_benchmarks
 
-    common = {"model": str(setup["path"]), "bench": "arith,gsm8k", "limit": 8, "template": "compact", "max_new_tokens": 24, "plots": False, "progress": False}
-    runs = {engine: run_eval(EvalArgs(**common, engine=engine, out=str(tmp_path / engine)))["benchmarks"] for engine in ("hf", "vllm")}
+    common = {
+        "model": str(setup["path"]),
+        "bench": "arith,gsm8k",
+        "limit": 8,
+        "template": "compact",
+        "max_new_tokens": 24,
+        "plots": False,
+        "progress": False,
+    }
+    runs = {
+        engine: evaluate_benchmarks(EvalArgs(**common, engine=engine, out=str(tmp_path / engine)))["benchmarks"]
+        for engine in ("hf", "vllm")
+    }
     for bench in ("arith", "gsm8k"):
-        assert [r["completion"] for r in runs["vllm"][bench]["records"]] == [r["completion"] for r in runs["hf"][bench]["records"]]
+        assert [r["completion"] for r in runs["vllm"][bench]["records"]] == [
+            r["completion"] for r in runs["hf"][bench]["records"]
+        ]
     assert (tmp_path / "vllm" / "results.md").exists()

@@ -7,4 +7,15 @@ from agents.algorithms.ppo import PPO
 from agents.algorithms.reinforce_pp import ReinforcePlusPlus
 from agents.algorithms.rloo import RLOO
 
-__all__ = ["ALGORITHMS", "GRPO", "PPO", "RLOO", "Advantages", "Algorithm", "Minibatch", "ReinforcePlusPlus", "Scores", "register"]
+__all__ = [
+    "ALGORITHMS",
+    "GRPO",
+    "PPO",
+    "RLOO",
+    "Advantages",
+    "Algorithm",
+    "Minibatch",
+    "ReinforcePlusPlus",
+    "Scores",
+    "register",
+]

@@ -104,7 +104,9 @@ class Algorithm:
         compare the episodes of a group, else 1)."""
         size = requested or (8 if cls.needs_groups else 1)
         if size < 1 or (cls.needs_groups and size < 2):
-            raise ValueError(f"{cls.name} compares the episodes of a group: group_size must be >= 2 (or 0 for 8), got {requested}")
+            raise ValueError(
+                f"{cls.name} compares the episodes of a group: group_size must be >= 2 (or 0 for 8), got {requested}"
+            )
         return size
 
     def __init__(self, policy: ActorCritic, config: Any) -> None:
@@ -173,7 +175,9 @@ class Algorithm:
             with autocast(device, config.bf16):
                 out = self.policy(tokens, mask, config.temperature, with_entropy=False, with_values=self.uses_critic)
                 if self._reference is not None:
-                    ref_logprobs.append(self.policy.reference_logprobs(self._reference, tokens, mask, config.temperature).float())
+                    ref_logprobs.append(
+                        self.policy.reference_logprobs(self._reference, tokens, mask, config.temperature).float()
+                    )
             logprobs.append(out.logprobs.float())
             if out.values is not None:
                 values.append(out.values.float())
@@ -208,7 +212,11 @@ class Algorithm:
                     batch = _select(tensors, micro, device)
                     with autocast(device, config.bf16):
                         outputs = self.policy(
-                            batch.tokens, batch.attention_mask, config.temperature, with_entropy=True, with_values=self.uses_critic
+                            batch.tokens,
+                            batch.attention_mask,
+                            config.temperature,
+                            with_entropy=True,
+                            with_values=self.uses_critic,
                         )
                     if batch.old_logprobs is None:  # not scored: one optimiser step, the ratio is 1
                         batch = replace(batch, old_logprobs=outputs.logprobs.detach())

@@ -22,7 +22,9 @@ from agents.rollout import Rollout
 __all__ = ["GRPO", "grpo_advantages"]
 
 
-def grpo_advantages(rewards: torch.Tensor, group: torch.Tensor, std_norm: bool = True, eps: float = 1e-4) -> torch.Tensor:
+def grpo_advantages(
+    rewards: torch.Tensor, group: torch.Tensor, std_norm: bool = True, eps: float = 1e-4
+) -> torch.Tensor:
     """``(B,)`` group-relative advantages of ``(B,)`` episode rewards."""
     mean, std, _ = group_moments(rewards, group)
     advantages = rewards - mean

@@ -20,7 +20,14 @@ from typing import Any
 import torch
 
 from agents.algorithms.base import Advantages, Algorithm, Minibatch, Scores, register
-from agents.algorithms.core import KL_ESTIMATORS, RunningMoments, clipped_policy_loss, masked_mean, masked_whiten, token_rewards
+from agents.algorithms.core import (
+    KL_ESTIMATORS,
+    RunningMoments,
+    clipped_policy_loss,
+    masked_mean,
+    masked_whiten,
+    token_rewards,
+)
 from agents.policy import TokenOutputs
 from agents.rollout import Rollout
 
@@ -76,10 +83,14 @@ class PPO(Algorithm):
 
     def loss(self, outputs: TokenOutputs, batch: Minibatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config, mask = self.config, batch.action_mask
-        policy_loss, stats = clipped_policy_loss(outputs.logprobs, batch.old_logprobs, batch.advantages, mask, config.clip_eps)
+        policy_loss, stats = clipped_policy_loss(
+            outputs.logprobs, batch.old_logprobs, batch.advantages, mask, config.clip_eps
+        )
         values = outputs.values
         clipped = batch.values + torch.clamp(values - batch.values, -config.value_clip, config.value_clip)
-        value_loss = 0.5 * masked_mean(torch.maximum((values - batch.returns) ** 2, (clipped - batch.returns) ** 2), mask)
+        value_loss = 0.5 * masked_mean(
+            torch.maximum((values - batch.returns) ** 2, (clipped - batch.returns) ** 2), mask
+        )
         entropy = masked_mean(outputs.entropy, mask)
         loss = policy_loss + config.vf_coef * value_loss - config.entropy_coef * entropy
         with torch.no_grad():

@@ -263,13 +263,17 @@ class SynthesisReport:
         kinds = Counter()
         for (_, kind), n in self.kept.items():
             kinds[kind] += n
-        return f"kept {sum(self.kept.values())} ({dict(kinds)}), dropped {self.dropped} whose final answer did not verify"
+        return (
+            f"kept {sum(self.kept.values())} ({dict(kinds)}), dropped {self.dropped} whose final answer did not verify"
+        )
 
 
 def _check_mix(mix: Mapping[str, float]) -> list[float]:
     unknown = set(mix) - set(KINDS)
     if unknown or not mix or min(mix.values()) < 0 or sum(mix.values()) <= 0:
-        raise ValueError(f"mix must give non-negative weights (positive sum) to kinds among {list(KINDS)}, got {dict(mix)}")
+        raise ValueError(
+            f"mix must give non-negative weights (positive sum) to kinds among {list(KINDS)}, got {dict(mix)}"
+        )
     return [float(mix.get(kind, 0.0)) for kind in KINDS]
 
 
@@ -339,5 +343,7 @@ def read_demos(path: str | Path) -> list[Demonstration]:
                 try:
                     demos.append(Demonstration.from_json(json.loads(line)))
                 except (KeyError, TypeError, ValueError) as error:
-                    raise ValueError(f"{path}:{number}: not a demonstration ({type(error).__name__}: {error})") from None
+                    raise ValueError(
+                        f"{path}:{number}: not a demonstration ({type(error).__name__}: {error})"
+                    ) from None
     return demos

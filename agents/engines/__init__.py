@@ -10,20 +10,31 @@ An engine returns, per prompt, the tokens it wrote up to and including the first
 (or ``max_new_tokens`` of them), ready for ``SatoriMathVectorEnv.step_tokens``.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from agents.engines.base import GenerationEngine, SamplingParams
 from agents.engines.hf import HFEngine
 
 __all__ = ["ENGINES", "GenerationEngine", "HFEngine", "SamplingParams", "make_engine"]
 
-ENGINES = ("hf", "vllm")
+
+def _vllm(model: Any, env: Any, model_path: str | None) -> GenerationEngine:
+    from agents.engines.vllm import VLLMEngine  # vLLM is an optional dependency: imported on demand
+
+    return VLLMEngine.for_env(model, env, model_path)
 
 
-def make_engine(name: str, model, env, model_path: str | None = None) -> GenerationEngine:
+ENGINES: dict[str, Callable[[Any, Any, str | None], GenerationEngine]] = {
+    "hf": lambda model, env, model_path: HFEngine.for_env(model, env),
+    "vllm": _vllm,
+}
+"""Engine name -> ``(model, env, model_path) -> GenerationEngine``; add an entry to make your own
+engine a valid ``engine`` setting."""
+
+
+def make_engine(name: str, model: Any, env: Any, model_path: str | None = None) -> GenerationEngine:
     """The engine ``name`` for ``model``, writing what ``env`` accepts."""
-    if name == "hf":
-        return HFEngine.for_env(model, env)
-    if name == "vllm":
-        from agents.engines.vllm import VLLMEngine
-
-        return VLLMEngine.for_env(model, env, model_path)
-    raise ValueError(f"unknown engine {name!r}; valid engines: {list(ENGINES)}")
+    if name not in ENGINES:
+        raise ValueError(f"unknown engine {name!r}; valid engines: {list(ENGINES)}")
+    return ENGINES[name](model, env, model_path)

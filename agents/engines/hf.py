@@ -104,7 +104,9 @@ class HFEngine:
         return out
 
     def _uses_graph(self, device: torch.device) -> bool:
-        return self.decoding == "graph" or (self.decoding == "auto" and device.type == "cuda" and self.cache == "static")
+        return self.decoding == "graph" or (
+            self.decoding == "auto" and device.type == "cuda" and self.cache == "static"
+        )
 
     def _generate_batch(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[int]]:
         device = next(self.model.parameters()).device
@@ -116,7 +118,9 @@ class HFEngine:
             ids[row, width - len(prompt) :] = torch.as_tensor(list(prompt), dtype=torch.long)
             mask[row, width - len(prompt) :] = 1
         ids, mask = ids.to(device), mask.to(device)
-        generated = (self._decode(ids, mask, params) if graph else self._transformers_generate(ids, mask, params)).tolist()
+        generated = (
+            self._decode(ids, mask, params) if graph else self._transformers_generate(ids, mask, params)
+        ).tolist()
         return [cut_after_stop(row, self.stop_ids) for row in generated]
 
     def _transformers_generate(self, ids: torch.Tensor, mask: torch.Tensor, params: SamplingParams) -> torch.Tensor:
@@ -185,7 +189,13 @@ class HFEngine:
             cache.reset()
             return cache
         parameter = next(self.model.parameters())  # batch, device and dtype: for versions that do not infer them
-        cache = StaticCache(config=self.model.config, max_cache_len=length, max_batch_size=batch, device=parameter.device, dtype=parameter.dtype)
+        cache = StaticCache(
+            config=self.model.config,
+            max_cache_len=length,
+            max_batch_size=batch,
+            device=parameter.device,
+            dtype=parameter.dtype,
+        )
         self._static_cache = (batch, length, cache)
         return cache
 

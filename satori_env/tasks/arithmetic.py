@@ -183,7 +183,9 @@ class ArithmeticTasks:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; valid splits: {list(SPLITS)}")
         if weights is not None and (len(weights) != len(self.levels) or min(weights) < 0 or sum(weights) <= 0):
-            raise ValueError(f"weights must be {len(self.levels)} non-negative numbers with a positive sum, got {weights!r}")
+            raise ValueError(
+                f"weights must be {len(self.levels)} non-negative numbers with a positive sum, got {weights!r}"
+            )
         self.split = split
         self.weights = list(weights) if weights is not None else None
         self.rng = random.Random(seed)

@@ -10,12 +10,12 @@ import gzip
 import json
 import re
 from collections.abc import Callable, Iterator
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
+from satori_env.answers import extract_answer
 from satori_env.tasks.problem import Problem
-from satori_env.verifier import extract_answer
 
 __all__ = ["DATASETS", "load_dataset", "reference_solution"]
 
@@ -101,7 +101,14 @@ def _olympiadbench() -> list[Problem]:
         meta = {key: row[key] for key in ("solution", "final_answer", "answer_type", "unit", "subfield")}
         meta["is_multiple_answer"] = row["is_multiple_answer"]
         problems.append(
-            Problem(f"olympiadbench/{row['id']}", question, _strip_delimiters(", ".join(row["final_answer"])), "olympiadbench", None, meta)
+            Problem(
+                f"olympiadbench/{row['id']}",
+                question,
+                _strip_delimiters(", ".join(row["final_answer"])),
+                "olympiadbench",
+                None,
+                meta,
+            )
         )
     return problems
 
@@ -115,7 +122,14 @@ def _minerva() -> list[Problem]:
         if not gold:  # every published solution boxes its answer; guard against a bad copy
             raise ValueError(f"minerva problem {row['idx']} has no boxed answer in its solution")
         problems.append(
-            Problem(f"minerva/{row['idx']}", row["problem"], gold, "minerva", None, {"solution": row["solution"], "type": row["type"]})
+            Problem(
+                f"minerva/{row['idx']}",
+                row["problem"],
+                gold,
+                "minerva",
+                None,
+                {"solution": row["solution"], "type": row["type"]},
+            )
         )
     return problems
 
@@ -131,7 +145,7 @@ DATASETS: dict[str, Callable[[], list[Problem]]] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_dataset(name: str) -> tuple[Problem, ...]:
     """All problems of one vendored dataset (cached; problems are immutable)."""
     return tuple(DATASETS[name]())

@@ -51,5 +51,8 @@ class Problem:
         """Rebuild a problem from :meth:`to_dict` output."""
         names = {f.name for f in fields(cls)}
         if not isinstance(data, Mapping) or not {"id", "question", "answer", "source"} <= set(data) <= names:
-            raise TypeError(f"a Problem dict has the keys id, question, answer, source (and optionally level, meta); got {brief(data)}")
+            raise TypeError(
+                f"a Problem dict has the keys id, question, answer, source (and optionally level, meta); got "
+                f"{brief(data)}"
+            )
         return cls(**data)

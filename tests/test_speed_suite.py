@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from agents import bench_suite
-from agents.bench_suite import BenchArgs, run_bench
+from agents import speed_suite
 from agents.cli import main
-from benchmarks.report import Ratio, markdown_table, read_json, write_json
+from agents.speed_report import Ratio, markdown_table, read_json, write_json
+from agents.speed_suite import SpeedSuiteArgs, run_speed_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,13 +38,16 @@ def test_satori_bench_runs_each_script_and_reports_the_ones_that_fail(tmp_path, 
     (tmp_path / "good.py").write_text(
         "import json, sys\n"
         "assert sys.argv[1] == '--quick'\n"
-        "row = {'benchmark': 'toy', 'measure': 's', 'ours': 1.0, 'baseline': 3.0, 'baseline_name': 'slow', 'lower_is_better': True, 'target': 2.0}\n"
+        "row = {'benchmark': 'toy', 'measure': 's', 'ours': 1.0, 'baseline': 3.0, 'baseline_name': 'slow',\n"
+        "       'lower_is_better': True, 'target': 2.0}\n"
         "json.dump([row], open(sys.argv[sys.argv.index('--json') + 1], 'w'))\n"
     )
-    (tmp_path / "bad.py").write_text("import sys\nprint('the baseline needs TRL: pip install trl', file=sys.stderr)\nsys.exit(2)\n")
-    monkeypatch.setattr(bench_suite, "BENCHMARKS_DIR", tmp_path)
-    monkeypatch.setattr(bench_suite, "SUITE", {"good": ("good.py", ["--quick"], []), "bad": ("bad.py", [], [])})
-    report, failures = run_bench(BenchArgs(only="good,bad", out=str(tmp_path / "out")))
+    (tmp_path / "bad.py").write_text(
+        "import sys\nprint('the baseline needs TRL: pip install trl', file=sys.stderr)\nsys.exit(2)\n"
+    )
+    monkeypatch.setattr(speed_suite, "BENCHMARKS_DIR", tmp_path)
+    monkeypatch.setattr(speed_suite, "SUITE", {"good": ("good.py", ["--quick"], []), "bad": ("bad.py", [], [])})
+    report, failures = run_speed_suite(SpeedSuiteArgs(only="good,bad", out=str(tmp_path / "out")))
     assert "| toy | s | 1 | 3 (slow) | 3.00x | >= 2x | yes |" in report and report.startswith("machine: ")
     assert failures == ["bad (exit 2): the baseline needs TRL: pip install trl"]
     assert json.loads((tmp_path / "out" / "bench.json").read_text())[0]["benchmark"] == "toy"
@@ -52,12 +55,14 @@ def test_satori_bench_runs_each_script_and_reports_the_ones_that_fail(tmp_path, 
 
 
 def test_satori_bench_refuses_unknown_benchmarks():
-    with pytest.raises(SystemExit, match=r"unknown benchmark\(s\) \['gpu'\]; valid: \['verifier', 'env', 'engine', 'rl'\]"):
+    with pytest.raises(
+        SystemExit, match=r"unknown benchmark\(s\) \['gpu'\]; valid: \['verifier', 'env', 'engine', 'rl'\]"
+    ):
         main(["bench", "--only", "env,gpu"])
 
 
 def test_every_suite_script_exists_and_takes_json():
-    for script, quick, full in bench_suite.SUITE.values():
+    for script, _, _ in speed_suite.SUITE.values():
         path = ROOT / "benchmarks" / script
         assert path.exists(), path
         assert "--json" in path.read_text()
@@ -66,9 +71,22 @@ def test_every_suite_script_exists_and_takes_json():
 @pytest.mark.slow
 def test_the_engine_benchmark_writes_its_rows(tmp_path):
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "engine_throughput.py"), "--prompts", "4", "--new-tokens", "8", "--repeats", "1",
-         "--json", str(tmp_path / "rows.json")],
-        capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "engine_throughput.py"),
+            "--prompts",
+            "4",
+            "--new-tokens",
+            "8",
+            "--repeats",
+            "1",
+            "--json",
+            str(tmp_path / "rows.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     rows = read_json(tmp_path / "rows.json")

@@ -23,7 +23,10 @@ from agents.engines import GenerationEngine, SamplingParams
 from satori_env import Problem, RestartState, SatoriMathVectorEnv
 from satori_env.coat import META_ACTIONS, get_template, is_well_formed
 
-__all__ = ["EvalResult", "evaluate", "self_correction"]
+__all__ = ["GREEDY", "EvalResult", "evaluate", "self_correction"]
+
+GREEDY = SamplingParams(temperature=0.0)
+"""Greedy decoding (256 new tokens at most): the default of the evaluations."""
 
 
 @dataclass
@@ -40,7 +43,12 @@ class EvalResult:
 
     def row(self) -> dict[str, float]:
         """Flat numbers for a table or a log."""
-        row = {"n": self.n, "accuracy": self.accuracy, "well_formed": self.well_formed, "mean_new_tokens": self.mean_new_tokens}
+        row = {
+            "n": self.n,
+            "accuracy": self.accuracy,
+            "well_formed": self.well_formed,
+            "mean_new_tokens": self.mean_new_tokens,
+        }
         row.update({f"acc_L{level}": acc for level, acc in sorted(self.accuracy_by_level.items())})
         row.update({f"{name}_per_episode": rate for name, rate in self.actions_per_episode.items()})
         return row
@@ -51,7 +59,7 @@ def evaluate(
     tokenizer: Any,
     problems: Sequence[Problem] = (),
     restart_states: Sequence[RestartState] = (),
-    params: SamplingParams = SamplingParams(temperature=0.0),
+    params: SamplingParams = GREEDY,
     batch_size: int = 128,
     prompt_template: Any = "compact",
     progress: bool = False,
@@ -70,7 +78,9 @@ def evaluate(
         tokenizer=tokenizer,
         tasks=[_problem(starts[0])],  # every episode is pinned by its reset options
         max_new_tokens=params.max_new_tokens,
-        max_prompt_tokens=max(len(tokenizer.encode(template.format(_problem(s).question))) + _prefix_length(s) for s in starts),
+        max_prompt_tokens=max(
+            len(tokenizer.encode(template.format(_problem(s).question))) + _prefix_length(s) for s in starts
+        ),
         prompt_template=template,
         autoreset_mode=AutoresetMode.DISABLED,  # every batch starts with a reset to its problems
     )
@@ -79,8 +89,8 @@ def evaluate(
     for batch_index, begin in enumerate(range(0, len(starts), size)):
         chunk = starts[begin : begin + size]
         batch_params = params if params.seed is None else replace(params, seed=params.seed + batch_index)
-        obs, _ = envs.reset(options=chunk + [chunk[-1]] * (size - len(chunk)))  # the vector env has a fixed size
-        prompts = [obs["tokens"][i, : obs["length"][i, 0]].tolist() for i in range(size)]
+        envs.reset_groups(1, starts=chunk + [chunk[-1]] * (size - len(chunk)))  # the vector env has a fixed size
+        prompts = [tokens.tolist() for tokens in envs.tokens]
         *_, infos = envs.step_tokens(engine.generate(prompts, batch_params))  # every episode ends here
         for i in range(len(chunk)):
             records.append(
@@ -124,7 +134,7 @@ def self_correction(
     engine: GenerationEngine,
     tokenizer: Any,
     problems: Sequence[Problem],
-    params: SamplingParams = SamplingParams(temperature=0.0),
+    params: SamplingParams = GREEDY,
     at_end: bool = False,
     seed: int = 0,
     batch_size: int = 128,
@@ -137,7 +147,11 @@ def self_correction(
 
     rng = random.Random(seed)
     states = [
-        RestartState(p, tuple(tokenizer.encode(injected_prefix(p, rng, at_end), add_special_tokens=False)), reflect_status=-1)
+        RestartState(
+            p, tuple(tokenizer.encode(injected_prefix(p, rng, at_end), add_special_tokens=False)), reflect_status=-1
+        )
         for p in problems
     ]
-    return evaluate(engine, tokenizer, restart_states=states, params=params, batch_size=batch_size, prompt_template=prompt_template)
+    return evaluate(
+        engine, tokenizer, restart_states=states, params=params, batch_size=batch_size, prompt_template=prompt_template
+    )

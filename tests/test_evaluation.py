@@ -8,9 +8,9 @@ from itertools import combinations
 
 import pytest
 
-from agents.bench_eval import BENCHMARKS, EvalArgs, coat_analysis, evaluate_benchmark
 from agents.cli import main
-from agents.eval_metrics import AnswerChange, answer_changes, majority_vote, pass_at_k
+from agents.evaluation.benchmarks import BENCHMARKS, EvalArgs, coat_analysis, evaluate_benchmark
+from agents.evaluation.metrics import AnswerChange, answer_changes, majority_vote, pass_at_k
 from satori_env import load_problems
 from satori_env.coat import get_template
 from satori_env.tasks.datasets import reference_solution
@@ -48,7 +48,9 @@ def test_majority_vote_groups_equivalent_answers(verifier):
 
 def test_answer_changes_read_the_answers_around_each_meta_action():
     assert answer_changes("<|continue|>2+3=5<|continue|>The answer is \\boxed{5}.") == []
-    assert answer_changes("<|continue|>\\boxed{4}<|reflect|>Yes, that is right.") == [AnswerChange("reflect", "4", None)]
+    assert answer_changes("<|continue|>\\boxed{4}<|reflect|>Yes, that is right.") == [
+        AnswerChange("reflect", "4", None)
+    ]
     assert answer_changes("<|continue|>2+3=6<|reflect|>2+3 is 5, not 6.<|explore|>2+3=5 so \\boxed{5}") == [
         AnswerChange("reflect", None, "5"),
         AnswerChange("explore", None, "5"),
@@ -63,7 +65,9 @@ def written_solution(problem) -> str:
     answer as it is written in the dataset (the model is asked to box its answer)."""
     solution = reference_solution(problem)
     if "final_answer" in problem.meta:
-        solution += " The final answer is \\boxed{" + ", ".join(a.strip("$ ") for a in problem.meta["final_answer"]) + "}."
+        solution += (
+            " The final answer is \\boxed{" + ", ".join(a.strip("$ ") for a in problem.meta["final_answer"]) + "}."
+        )
     return solution
 
 
@@ -76,12 +80,17 @@ class ReferenceEngine:
         for index, problem in enumerate(problems):
             response = f"<|continue|>{written_solution(problem)}"
             if slip_every and index % slip_every == 0:
-                response = f"<|continue|>A guess: \\boxed{{{problem.answer}1}}.<|reflect|>That guess was not checked.<|explore|>{written_solution(problem)}"
+                guess = f"<|continue|>A guess: \\boxed{{{problem.answer}1}}.<|reflect|>That guess was not checked."
+                response = f"{guess}<|explore|>{written_solution(problem)}"
             self.responses[get_template(template).format(problem.question)] = response
 
     def generate(self, prompts, params):
         texts = [self.responses[self.tokenizer.decode(prompt)] for prompt in prompts]
-        return [self.tokenizer.encode(text, add_special_tokens=False)[: params.max_new_tokens] + [self.tokenizer.eos_token_id] for text in texts]
+        return [
+            self.tokenizer.encode(text, add_special_tokens=False)[: params.max_new_tokens]
+            + [self.tokenizer.eos_token_id]
+            for text in texts
+        ]
 
     def sync_weights(self) -> None:
         pass
@@ -121,8 +130,20 @@ def test_coat_analysis_counts_wrong_answers_turned_right(verifier):
 
 def test_coat_analysis_counts_right_answers_broken(verifier):
     records = [
-        {"completion": "\\boxed{5}<|reflect|>No.<|explore|>\\boxed{6}", "gold": "5", "actions": {"continue": 0, "reflect": 1, "explore": 1}, "num_new_tokens": 9, "correct": False},
-        {"completion": "\\boxed{5}<|reflect|>Yes, 5.", "gold": "5", "actions": {"continue": 0, "reflect": 1, "explore": 0}, "num_new_tokens": 5, "correct": True},
+        {
+            "completion": "\\boxed{5}<|reflect|>No.<|explore|>\\boxed{6}",
+            "gold": "5",
+            "actions": {"continue": 0, "reflect": 1, "explore": 1},
+            "num_new_tokens": 9,
+            "correct": False,
+        },
+        {
+            "completion": "\\boxed{5}<|reflect|>Yes, 5.",
+            "gold": "5",
+            "actions": {"continue": 0, "reflect": 1, "explore": 0},
+            "num_new_tokens": 5,
+            "correct": True,
+        },
     ]
     coat = coat_analysis(records, verifier)
     assert coat["changes"]["reflect"] == {"wrong_to_right": 0, "right_to_wrong": 1, "kept": 1, "no_answer_before": 0}
@@ -141,7 +162,9 @@ def test_coat_analysis_counts_right_answers_broken(verifier):
     ],
 )
 def test_satori_eval_refuses_bad_settings_before_loading_anything(argv, message):
-    with pytest.raises(SystemExit, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(
+        SystemExit, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")
+    ):
         main(["eval", "--model", "no/such/model", *argv])
 
 
@@ -150,8 +173,24 @@ def test_satori_eval_end_to_end(tmp_path, capsys):
 
     build_model("tiny", tmp_path / "model", seed=0)
     out = tmp_path / "eval"
-    argv = ["eval", "--model", str(tmp_path / "model"), "--bench", "arith,gsm8k", "--limit", "6", "--k", "3",
-            "--template", "compact", "--max-new-tokens", "24", "--out", str(out), "--no-progress"]
+    argv = [
+        "eval",
+        "--model",
+        str(tmp_path / "model"),
+        "--bench",
+        "arith,gsm8k",
+        "--limit",
+        "6",
+        "--k",
+        "3",
+        "--template",
+        "compact",
+        "--max-new-tokens",
+        "24",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text())
     for bench in ("arith", "gsm8k"):
@@ -168,7 +207,7 @@ def test_satori_eval_end_to_end(tmp_path, capsys):
 def test_the_response_budget_fits_the_model():
     from types import SimpleNamespace
 
-    from agents.bench_eval import fit_new_tokens
+    from agents.evaluation.benchmarks import fit_new_tokens
 
     tiny = SimpleNamespace(max_position_embeddings=1024)
     assert fit_new_tokens(None, 100, tiny) == 924  # 4096 would run past the positions
@@ -185,10 +224,32 @@ def test_satori_eval_prompts_a_tuned_policy_with_its_own_template(tmp_path):
     build_model("tiny", tmp_path / "base", seed=0)
     model, tokenizer = load_policy(str(tmp_path / "base"), device="cpu")
     save_policy(model, tokenizer, tmp_path / "tuned", prompt_template="compact")
-    assert policy_settings(tmp_path / "tuned") == {"prompt_template": "compact"} and policy_settings(tmp_path / "base") == {}
+    assert (
+        policy_settings(tmp_path / "tuned") == {"prompt_template": "compact"}
+        and policy_settings(tmp_path / "base") == {}
+    )
     out = tmp_path / "eval"
-    assert main(["eval", "--model", str(tmp_path / "tuned"), "--bench", "arith", "--limit", "2", "--out", str(out), "--no-progress", "--no-plots"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(tmp_path / "tuned"),
+                "--bench",
+                "arith",
+                "--limit",
+                "2",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--no-plots",
+            ]
+        )
+        == 0
+    )
     config = json.loads((out / "results.json").read_text())["config"]
     assert config["template"] == "compact"
-    longest = max(len(tokenizer.encode(f"Problem: {p.question}\nSolution:")) for p in load_problems("arith:test", limit=2, seed=0))
+    longest = max(
+        len(tokenizer.encode(f"Problem: {p.question}\nSolution:")) for p in load_problems("arith:test", limit=2, seed=0)
+    )
     assert config["max_new_tokens"] == model.config.max_position_embeddings - longest

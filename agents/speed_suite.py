@@ -3,7 +3,7 @@
 Each script measures ours against a baseline in the same run (the verifier against math-verify
 called directly, the environment's overhead against raw ``generate``, the rollout engines'
 tokens/s against ``generate``, the RL step against TRL's ``GRPOTrainer``) and writes its rows as
-JSON (``benchmarks/report.py``); this command runs them one after another, each in a fresh
+JSON (:mod:`agents.speed_report`); this command runs them one after another, each in a fresh
 process, and prints the machine and all rows. The scripts live in the repository (they are
 measurement code, not library code), so the command runs from a checkout.
 """
@@ -18,9 +18,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from agents.bench_eval import parse_names
+from agents.evaluation.benchmarks import parse_names
+from agents.speed_report import machine, markdown_table, read_json
 
-__all__ = ["SUITE", "BenchArgs", "run_bench"]
+__all__ = ["SUITE", "SpeedSuiteArgs", "run_speed_suite"]
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -29,14 +30,18 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "verifier": ("verifier.py", ["--limit", "100"], []),
     "env": ("env_overhead.py", ["--repeats", "3"], ["--repeats", "5"]),
     "engine": ("engine_throughput.py", ["--repeats", "3"], ["--repeats", "5"]),
-    "rl": ("ppo_step.py", ["--steps", "5", "--satori", "ppo:hf", "grpo:hf"], ["--steps", "8", "--satori", "ppo:hf", "grpo:hf"]),
+    "rl": (
+        "ppo_step.py",
+        ["--steps", "5", "--satori", "ppo:hf", "grpo:hf"],
+        ["--steps", "8", "--satori", "ppo:hf", "grpo:hf"],
+    ),
 }
 """``--only`` name -> (script, quick arguments, full arguments). Quick: a few minutes each on a
 2-core CPU."""
 
 
 @dataclass
-class BenchArgs:
+class SpeedSuiteArgs:
     """Run the benchmark scripts and print one table of ratios against baselines measured in
     the same run, with the machine described."""
 
@@ -54,31 +59,40 @@ class BenchArgs:
         return parse_names(self.only, SUITE)
 
 
-def _command(name: str, args: BenchArgs, json_path: Path) -> list[str]:
+def _command(name: str, args: SpeedSuiteArgs, json_path: Path) -> list[str]:
     script, quick, full = SUITE[name]
     extra = []
     if args.vllm and name == "engine":
         extra = ["--vllm"]
     if args.vllm and name == "rl":
         extra = ["ppo:vllm", "grpo:vllm"]  # more --satori runs
-    return [sys.executable, str(BENCHMARKS_DIR / script), *(full if args.full else quick), *extra, "--json", str(json_path)]
+    return [
+        sys.executable,
+        str(BENCHMARKS_DIR / script),
+        *(full if args.full else quick),
+        *extra,
+        "--json",
+        str(json_path),
+    ]
 
 
-def run_bench(args: BenchArgs) -> tuple[str, list[str]]:
+def run_speed_suite(args: SpeedSuiteArgs) -> tuple[str, list[str]]:
     """Run the selected scripts; returns the report (machine line and table) and the failures
     (scripts that wrote no rows, with the end of their output)."""
     import json
 
     names = args.selected()
     if not BENCHMARKS_DIR.is_dir():
-        raise FileNotFoundError(f"satori bench runs the scripts in a checkout's benchmarks/ directory; none at {BENCHMARKS_DIR}")
-    sys.path.insert(0, str(BENCHMARKS_DIR.parent))
-    from benchmarks.report import machine, markdown_table, read_json
+        raise FileNotFoundError(
+            f"satori bench runs the scripts in a checkout's benchmarks/ directory; none at {BENCHMARKS_DIR}"
+        )
     rows, failures = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name in tqdm(names, desc="benchmarks", unit="script"):
             json_path = Path(tmp) / f"{name}.json"
-            done = subprocess.run(_command(name, args, json_path), capture_output=True, text=True, cwd=BENCHMARKS_DIR.parent, check=False)
+            done = subprocess.run(
+                _command(name, args, json_path), capture_output=True, text=True, cwd=BENCHMARKS_DIR.parent, check=False
+            )
             if json_path.exists():
                 rows += read_json(json_path)
             else:

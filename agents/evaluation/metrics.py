@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from math import comb
 
+from satori_env.answers import extract_answer
 from satori_env.coat import META_ACTIONS, split_steps
-from satori_env.verifier import extract_answer
 
 __all__ = ["AnswerChange", "answer_changes", "majority_vote", "pass_at_k"]
 
@@ -81,7 +81,9 @@ def answer_changes(completion: str) -> list[AnswerChange]:
     changes, before = [], ""
     for index, step in enumerate(steps):
         if step.action in ("reflect", "explore"):
-            after = next((answer for later in steps[index:] if (answer := extract_answer(later.text)) is not None), None)
+            after = next(
+                (answer for later in steps[index:] if (answer := extract_answer(later.text)) is not None), None
+            )
             changes.append(AnswerChange(step.action, extract_answer(before), after))
         before += (META_ACTIONS[step.action] if step.action else "") + step.text
     return changes

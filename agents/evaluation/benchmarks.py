@@ -19,7 +19,7 @@ Protocol (what the published numbers mean, and what this harness does by default
   judged against the gold answer by the library's verifier (math-verify underneath, an exact fast
   path for plain numbers, a hard per-check timeout): the same code that rewards the policy in
   training, run through ``SatoriMathVectorEnv``. ``satori datasets --check`` and
-  ``tests/test_bench_eval.py`` run this extraction on every benchmark's own reference solutions.
+  ``tests/test_evaluation.py`` run this extraction on every benchmark's own reference solutions.
 
 Outputs, in ``--out``: ``results.json`` (every number and every response), ``results.md`` (the
 table, with Satori-Qwen-7B's published pass@1 beside ours), and ``coat.png`` (COAT analysis).
@@ -38,14 +38,23 @@ import numpy as np
 
 from agents.arguments import check_fields
 from agents.engines import ENGINES, GenerationEngine, SamplingParams, make_engine
-from agents.eval_metrics import answer_changes, majority_vote, pass_at_k
-from agents.evaluate import evaluate
+from agents.evaluation.episodes import evaluate
+from agents.evaluation.metrics import answer_changes, majority_vote, pass_at_k
 from satori_env import Problem, SatoriMathEnv, load_problems
 from satori_env.atomic import atomic_write
 from satori_env.coat import META_ACTIONS, get_template
 from satori_env.verifier import Verifier, default_verifier
 
-__all__ = ["BENCHMARKS", "PUBLISHED_SATORI_7B", "EvalArgs", "coat_analysis", "evaluate_benchmark", "parse_names", "report_markdown", "run_eval"]
+__all__ = [
+    "BENCHMARKS",
+    "PUBLISHED_SATORI_7B",
+    "EvalArgs",
+    "coat_analysis",
+    "evaluate_benchmark",
+    "parse_names",
+    "report_markdown",
+    "evaluate_benchmarks",
+]
 
 BENCHMARKS: dict[str, str] = {
     "gsm8k": "gsm8k:test",
@@ -61,7 +70,13 @@ BENCHMARKS: dict[str, str] = {
 DEFAULT_TEMPLATE = "satori"  # for a model with no recorded template: Satori's protocol
 DEFAULT_MAX_NEW_TOKENS = 4096
 
-PUBLISHED_SATORI_7B: dict[str, float] = {"gsm8k": 93.2, "math500": 85.6, "olympiadbench": 46.6, "amc23": 67.5, "aime24": 20.0}
+PUBLISHED_SATORI_7B: dict[str, float] = {
+    "gsm8k": 93.2,
+    "math500": 85.6,
+    "olympiadbench": 46.6,
+    "amc23": 67.5,
+    "aime24": 20.0,
+}
 """Satori-Qwen-7B greedy pass@1 (%), Table 1 of the paper: what this protocol must reproduce."""
 
 
@@ -142,14 +157,39 @@ def evaluate_benchmark(
     """Greedy pass@1 (and with ``args.k`` the sampled metrics) of ``engine`` on ``problems``,
     plus the COAT analysis of the greedy responses. Every response is kept in ``"records"``."""
     verifier = verifier or default_verifier()
-    args = replace(args, template=args.template or DEFAULT_TEMPLATE, max_new_tokens=args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS)
+    args = replace(
+        args, template=args.template or DEFAULT_TEMPLATE, max_new_tokens=args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS
+    )
     greedy = SamplingParams(args.max_new_tokens, temperature=0.0)
-    run = evaluate(engine, tokenizer, problems, params=greedy, batch_size=args.batch_size, prompt_template=args.template, progress=args.progress, desc=f"{desc} greedy")
-    result: dict[str, Any] = {"n": run.n, "pass@1": run.accuracy, "mean_new_tokens": run.mean_new_tokens, "well_formed": run.well_formed}
+    run = evaluate(
+        engine,
+        tokenizer,
+        problems,
+        params=greedy,
+        batch_size=args.batch_size,
+        prompt_template=args.template,
+        progress=args.progress,
+        desc=f"{desc} greedy",
+    )
+    result: dict[str, Any] = {
+        "n": run.n,
+        "pass@1": run.accuracy,
+        "mean_new_tokens": run.mean_new_tokens,
+        "well_formed": run.well_formed,
+    }
     if args.k:
         sampled_params = SamplingParams(args.max_new_tokens, args.temperature, args.top_p, seed=args.seed)
         repeated = [problem for problem in problems for _ in range(args.k)]
-        sampled = evaluate(engine, tokenizer, repeated, params=sampled_params, batch_size=args.batch_size, prompt_template=args.template, progress=args.progress, desc=f"{desc} k={args.k}")
+        sampled = evaluate(
+            engine,
+            tokenizer,
+            repeated,
+            params=sampled_params,
+            batch_size=args.batch_size,
+            prompt_template=args.template,
+            progress=args.progress,
+            desc=f"{desc} k={args.k}",
+        )
         result.update(_sampled_metrics(sampled.records, args.k, verifier))
         result["sampled_records"] = sampled.records
     result["coat"] = coat_analysis(run.records, verifier)
@@ -165,7 +205,14 @@ def _sampled_metrics(records: list[dict[str, Any]], k: int, verifier: Verifier) 
     return {
         "sampled_pass@1": float(np.mean([r["correct"] for r in records])),
         f"pass@{k}": float(np.mean([pass_at_k(k, sum(r["correct"] for r in group), k) for group in per_problem])),
-        f"maj@{k}": float(np.mean([majority_vote([r["answer"] for r in group], [r["correct"] for r in group], same) for group in per_problem])),
+        f"maj@{k}": float(
+            np.mean(
+                [
+                    majority_vote([r["answer"] for r in group], [r["correct"] for r in group], same)
+                    for group in per_problem
+                ]
+            )
+        ),
     }
 
 
@@ -181,9 +228,16 @@ def coat_analysis(records: list[dict[str, Any]], verifier: Verifier | None = Non
     and ``lengths`` (every response's new-token count, for the histogram)."""
     verifier = verifier or default_verifier()
     changes = [(change, record["gold"]) for record in records for change in answer_changes(record["completion"])]
-    to_check = sorted({(answer, gold) for change, gold in changes for answer in (change.before, change.after) if answer is not None})
-    verdicts = dict(zip(to_check, (v.correct for v in verifier.check_batch([(f"\\boxed{{{a}}}", g) for a, g in to_check]))))
-    counts = {name: {"wrong_to_right": 0, "right_to_wrong": 0, "kept": 0, "no_answer_before": 0} for name in ("reflect", "explore")}
+    to_check = sorted(
+        {(answer, gold) for change, gold in changes for answer in (change.before, change.after) if answer is not None}
+    )
+    verdicts = dict(
+        zip(to_check, (v.correct for v in verifier.check_batch([(f"\\boxed{{{a}}}", g) for a, g in to_check])))
+    )
+    counts = {
+        name: {"wrong_to_right": 0, "right_to_wrong": 0, "kept": 0, "no_answer_before": 0}
+        for name in ("reflect", "explore")
+    }
     for change, gold in changes:
         tally = counts[change.action]
         if change.before is None:
@@ -204,7 +258,7 @@ def coat_analysis(records: list[dict[str, Any]], verifier: Verifier | None = Non
     }
 
 
-def run_eval(args: EvalArgs) -> dict[str, Any]:
+def evaluate_benchmarks(args: EvalArgs) -> dict[str, Any]:
     """Load the model, evaluate every benchmark, write ``results.json``, ``results.md`` and
     ``coat.png`` to ``args.out``; returns the results."""
     args.check()
@@ -214,7 +268,9 @@ def run_eval(args: EvalArgs) -> dict[str, Any]:
     model.eval()
     template = args.template or policy_settings(args.model).get("prompt_template", DEFAULT_TEMPLATE)
     problems = {name: load_problems(BENCHMARKS[name], limit=args.limit, seed=args.seed) for name in args.benchmarks()}
-    longest = max(len(tokenizer.encode(get_template(template).format(p.question))) for chunk in problems.values() for p in chunk)
+    longest = max(
+        len(tokenizer.encode(get_template(template).format(p.question))) for chunk in problems.values() for p in chunk
+    )
     args = replace(args, template=template, max_new_tokens=fit_new_tokens(args.max_new_tokens, longest, model.config))
     env = SatoriMathEnv(tokenizer=tokenizer, prompt_template=template)  # what the engine may write
     engine = make_engine(args.engine, model, env, model_path=args.model)
@@ -255,7 +311,14 @@ def report_markdown(results: dict[str, Any]) -> str:
     config, benches = results["config"], results["benchmarks"]
     k = config["k"]
     sampled = ["sampled_pass@1", f"pass@{k}", f"maj@{k}"] if k else []
-    header = ["benchmark", "n", "pass@1 (greedy)", *(key.replace("_", " ") for key in sampled), "Satori-Qwen-7B (paper)", "mean new tokens"]
+    header = [
+        "benchmark",
+        "n",
+        "pass@1 (greedy)",
+        *(key.replace("_", " ") for key in sampled),
+        "Satori-Qwen-7B (paper)",
+        "mean new tokens",
+    ]
     lines = [
         f"model: `{config['model']}`, template {config['template']}, engine {config['engine']}, "
         f"max {config['max_new_tokens']} new tokens" + (f", k={k} at temperature {config['temperature']}" if k else ""),
@@ -268,13 +331,27 @@ def report_markdown(results: dict[str, Any]) -> str:
         published = PUBLISHED_SATORI_7B.get(name)
         cells += [f"{published:.1f}" if published is not None else "-", f"{bench['mean_new_tokens']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "COAT (greedy responses): meta-actions per response; answer changes at reflect/explore (wrong->right / right->wrong / kept / no answer before)", ""]
-    lines += ["| benchmark | continue | reflect | explore | reflect changes | explore changes |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "COAT (greedy responses): meta-actions per response; answer changes at reflect/explore (wrong->right / "
+        "right->wrong / kept / no answer before)",
+        "",
+    ]
+    lines += [
+        "| benchmark | continue | reflect | explore | reflect changes | explore changes |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, bench in benches.items():
         coat = bench["coat"]
         per = coat["actions_per_response"]
-        change = ["{wrong_to_right} / {right_to_wrong} / {kept} / {no_answer_before}".format(**coat["changes"][a]) for a in ("reflect", "explore")]
-        lines.append(f"| {name} | {per['continue']:.2f} | {per['reflect']:.2f} | {per['explore']:.2f} | {change[0]} | {change[1]} |")
+        change = [
+            "{wrong_to_right} / {right_to_wrong} / {kept} / {no_answer_before}".format(**coat["changes"][a])
+            for a in ("reflect", "explore")
+        ]
+        lines.append(
+            f"| {name} | {per['continue']:.2f} | {per['reflect']:.2f} | {per['explore']:.2f} | {change[0]} | "
+            f"{change[1]} |"
+        )
     return "\n".join(lines) + "\n"
 
 
