@@ -122,6 +122,22 @@ class TrainConfig:
     grad_clip: float = 1.0
     """gradient-norm clipping"""
 
+    # -- distribution (agents.distributed) -------------------------------------------------------------
+    learner_ranks: int = 1
+    """torch.distributed ranks of the learner, the policy and critic sharded with FSDP2 (1: one process)"""
+    rollout_workers: int = 1
+    """with --ray: Ray actors that generate and judge the rollouts, each a share of the episodes"""
+    gpus_per_worker: int = 0
+    """with --ray: GPUs of each rollout worker (its vLLM engine's tensor parallelism); 0: CPU workers, HF engine"""
+    ray: bool = False
+    """run the learner ranks and rollout workers as Ray actors (a local cluster unless --ray-address)"""
+    ray_address: str | None = None
+    """the Ray cluster to join (e.g. ray://host:10001 or auto); None starts a local one when none runs"""
+    offload_optimizer: bool = False
+    """keep the sharded parameters, gradients and optimiser state on the CPU (FSDP2 CPUOffloadPolicy)"""
+    device_memory_gb: float = 0.0
+    """memory of one learner device for the memory plan; 0: what the device reports (RAM on a CPU)"""
+
     # -- checkpoints and evaluation -------------------------------------------------------------------
     checkpoint_every: int = 10
     """iterations between checkpoints"""
@@ -159,6 +175,10 @@ class TrainConfig:
                 "vf_coef": 0,
                 "entropy_coef": 0,
                 "kl_coef": 0,
+                "learner_ranks": 1,
+                "rollout_workers": 1,
+                "gpus_per_worker": 0,
+                "device_memory_gb": 0,
                 "gamma": 0,
                 "lam": 0,
                 "checkpoint_every": 1,

@@ -18,7 +18,7 @@ from agents.device import padded_length
 from agents.engines import GenerationEngine, SamplingParams
 from satori_env import SatoriMathVectorEnv
 
-__all__ = ["Rollout", "collect_rollout"]
+__all__ = ["Episodes", "Rollout", "assemble_rollout", "collect_rollout", "run_episodes"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,49 @@ class Rollout:
         return int(self.action_mask.sum())
 
 
+@dataclass(frozen=True)
+class Episodes:
+    """Finished episodes as token ids and the environment's judgement: what a rollout worker
+    sends back (never re-tokenised text).
+
+    Attributes:
+        prompts: each episode's state when generation began (prompt, restart prefix).
+        completions: the tokens the engine wrote, through the stop token.
+        rewards, truncated: per episode, as the environment's step returned them.
+        infos: the environment's final info of each episode.
+        trajectories: the ``satori_env.Trajectory`` of each episode, for the restart buffer.
+    """
+
+    prompts: list[list[int]]
+    completions: list[list[int]]
+    rewards: list[float]
+    truncated: list[bool]
+    infos: list[dict[str, Any]]
+    trajectories: list[Any]
+
+    @classmethod
+    def concat(cls, parts: Sequence[Episodes]) -> Episodes:
+        """The episodes of ``parts``, in order."""
+        return cls(*(sum((getattr(part, field) for part in parts), []) for field in cls.__dataclass_fields__))
+
+
+def run_episodes(envs: SatoriMathVectorEnv, engine: GenerationEngine, params: SamplingParams) -> Episodes:
+    """Generate from every copy's current state (reset it first) and apply the completions: one
+    finished episode per copy."""
+    prompts = [tokens.tolist() for tokens in envs.tokens]
+    completions = engine.generate(prompts, params)
+    _, rewards, _, truncated, infos = envs.step_tokens(completions)
+    final = infos.get("final_info", infos)  # same-step autoreset, or none
+    return Episodes(
+        prompts,
+        [list(c) for c in completions],
+        [float(r) for r in rewards],
+        [bool(t) for t in truncated],
+        [_episode_info(final, i) for i in range(envs.num_envs)],
+        list(final["trajectory"]),
+    )
+
+
 def collect_rollout(
     envs: SatoriMathVectorEnv,
     engine: GenerationEngine,
@@ -72,13 +115,7 @@ def collect_rollout(
     at the end of each episode (either mode works).
     """
     envs.reset_groups(group_size)
-    prompts = [tokens.tolist() for tokens in envs.tokens]
-    completions = engine.generate(prompts, params)
-    _, rewards, _, truncated, infos = envs.step_tokens(completions)
-    final = infos.get("final_info", infos)  # same-step autoreset, or none
-    episode_infos = [_episode_info(final, i) for i in range(envs.num_envs)]
-    pad_id = envs.envs[0].pad_id
-    return _pad(prompts, completions, rewards, truncated, pad_id, group_size, episode_infos, list(final["trajectory"]))
+    return assemble_rollout(run_episodes(envs, engine, params), envs.envs[0].pad_id, group_size)
 
 
 def _episode_info(final: dict[str, Any], i: int) -> dict[str, Any]:
@@ -91,16 +128,10 @@ def _episode_info(final: dict[str, Any], i: int) -> dict[str, Any]:
     return info
 
 
-def _pad(
-    prompts: Sequence[Sequence[int]],
-    completions: Sequence[Sequence[int]],
-    rewards,
-    truncated,
-    pad_id: int,
-    group_size: int,
-    infos: list[dict[str, Any]],
-    trajectories: list[Any],
-) -> Rollout:
+def assemble_rollout(episodes: Episodes, pad_id: int, group_size: int) -> Rollout:
+    """The learner's tensors of ``episodes`` (right-padded to a multiple of 16 tokens); episodes
+    ``i * group_size`` to ``(i + 1) * group_size - 1`` form group ``i``."""
+    prompts, completions = episodes.prompts, episodes.completions
     lengths = [len(p) + len(c) for p, c in zip(prompts, completions)]
     width = padded_length(max(lengths))
     tokens = torch.full((len(prompts), width), pad_id, dtype=torch.long)
@@ -112,5 +143,6 @@ def _pad(
         attention[row, : len(sequence)] = 1
         actions[row, len(prompt) - 1 : len(sequence) - 1] = 1.0
     group = torch.arange(len(prompts)) // group_size
-    rewards, truncated = torch.as_tensor(rewards, dtype=torch.float32), torch.as_tensor(truncated, dtype=torch.bool)
-    return Rollout(tokens, attention, actions, rewards, group, truncated, infos, trajectories)
+    rewards = torch.as_tensor(episodes.rewards, dtype=torch.float32)
+    truncated = torch.as_tensor(episodes.truncated, dtype=torch.bool)
+    return Rollout(tokens, attention, actions, rewards, group, truncated, episodes.infos, episodes.trajectories)

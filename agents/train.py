@@ -12,28 +12,27 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 from tqdm import tqdm
 
-from agents.algorithms import ALGORITHMS, Algorithm
+from agents.algorithms import ALGORITHMS
 from agents.checkpoint import clean_partial_writes, latest_checkpoint, load_checkpoint, save_checkpoint
 from agents.config import TrainConfig
 from agents.device import choose_device
 from agents.engines import ENGINES, SamplingParams, make_engine
 from agents.engines.base import forbidden_ids
 from agents.evaluation.episodes import evaluate
+from agents.metrics import curriculum_metrics, rollout_metrics
 from agents.models import MODEL_PRESETS, load_policy, save_policy
 from agents.policy import ActorCritic
 from agents.rollout import Rollout, collect_rollout
-from satori_env import CURRICULA, AdaptiveCurriculum, ArithmeticTasks, RestartBuffer, SatoriMathVectorEnv, load_problems
+from satori_env import CURRICULA, ArithmeticTasks, RestartBuffer, SatoriMathVectorEnv, load_problems
 from satori_env.atomic import atomic_write
-from satori_env.coat import META_ACTIONS
 from satori_env.pretrained import locate_pretrained
 from satori_env.rewards import make_reward
 
@@ -138,22 +137,92 @@ def train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: An
     return _train_rl(config, model_path, tasks, reward)
 
 
-@dataclass
-class _Learner:
-    """What one RL run holds: the policy and its tokenizer, the environments with their restart
-    buffer, the algorithm and the engine."""
+class LocalRun:
+    """Stage two in one process: the policy, its critic and engine, and the environments (with
+    the restart buffer and the curriculum) all here. The other layouts are in
+    :mod:`agents.distributed`; :func:`train_loop` drives any of them."""
 
-    model: Any
-    tokenizer: Any
-    envs: SatoriMathVectorEnv
-    policy: ActorCritic
-    algorithm: Algorithm
-    engine: Any
+    is_main = True
+
+    def __init__(self, config: TrainConfig, model_path: str, tasks: Any = None, reward: Any = None) -> None:
+        self.config = config
+        self.group_size = ALGORITHMS[config.algo].group_size(config.group_size)
+        device = choose_device(config.device)
+        self.model, self.tokenizer = load_policy(model_path, device=config.device)
+        self.envs = make_envs(config, self.tokenizer, config.episodes_per_iteration, tasks, reward)
+        critic = config.critic if ALGORITHMS[config.algo].uses_critic else "none"
+        forbidden = forbidden_ids(self.model, self.envs)  # what the engine never writes
+        self.policy = ActorCritic(self.model, critic, forbidden).to(device)
+        self.algorithm = ALGORITHMS[config.algo](self.policy, config)
+        self.engine = make_engine(config.engine, self.model, self.envs, model_path=model_path)
+
+    @property
+    def curriculum(self):
+        return self.envs.curriculum
+
+    def iterate(self, iteration: int) -> dict[str, float]:
+        """One rollout and one update; returns everything logged for it."""
+        config, started = self.config, time.perf_counter()
+        rollout = collect_rollout(self.envs, self.engine, sampling(config, iteration), self.group_size)
+        rollout_seconds = time.perf_counter() - started
+        metrics = self.algorithm.update(rollout)  # score, prepare, optimise
+        self.engine.sync_weights()
+        metrics.update(episode_metrics(self.envs, rollout))
+        metrics["perf/rollout_seconds"] = rollout_seconds
+        metrics["perf/update_seconds"] = time.perf_counter() - started - rollout_seconds - metrics["perf/score_seconds"]
+        metrics["perf/tokens_per_s"] = rollout.num_generated / max(rollout_seconds, 1e-9)
+        metrics["perf/iteration_seconds"] = time.perf_counter() - started
+        return metrics
+
+    def evaluate(self, problems: list) -> dict[str, float]:
+        """Greedy held-out metrics of the current policy (``{}`` without problems)."""
+        if not problems:
+            return {}
+        params = SamplingParams(max_new_tokens=self.config.max_new_tokens, temperature=0.0)
+        return evaluate(
+            self.engine, self.tokenizer, problems, params=params, prompt_template=self.config.prompt_template
+        ).row()
+
+    def save_checkpoint(self, out: Path, iteration: int, progress: dict[str, Any]) -> None:
+        """``OUT/checkpoints/step-N``: weights, optimiser, scheduler, every RNG state, the critic,
+        the algorithm's state, the environments' generators, the curriculum and the restart
+        buffer, plus ``progress`` (the evaluation before RL and the metrics so far)."""
+        envs = self.envs
+        state = {
+            "iteration": iteration,
+            "critic": {k: v for k, v in self.policy.state_dict().items() if not k.startswith("actor.")},
+            "algorithm": self.algorithm.state_dict(),
+            "env_rng": envs.rng_states(),
+            "curriculum": envs.curriculum.state_dict() if envs.curriculum is not None else None,
+            **progress,
+        }
+        optimizers, schedulers = self.algorithm.optimizers(), self.algorithm.schedulers()
+        save_checkpoint(
+            out, iteration, self.model, self.tokenizer, optimizers, schedulers, state,
+            extra=lambda directory: envs.restart_buffer.save(directory / "restart_buffer.json.gz"),
+        )  # fmt: skip
+
+    def resume(self, checkpoint: Path) -> dict[str, Any]:
+        """Restore the run from ``checkpoint``; returns the state it saved."""
+        state = load_checkpoint(checkpoint, self.model, self.algorithm.optimizers(), self.algorithm.schedulers())
+        self.policy.load_state_dict(state["critic"], strict=False)
+        self.algorithm.load_state_dict(state["algorithm"])
+        restore_envs(self.envs, checkpoint, state)
+        self.engine.sync_weights()
+        return state
+
+    def save_final(self, out: Path) -> None:
+        """The trained policy (``OUT/model``) and the restart buffer."""
+        save_policy(self.model, self.tokenizer, out / "model", self.config.prompt_template)
+        self.envs.restart_buffer.save(out / "restart_buffer.json.gz")
+
+    def close(self) -> None:
+        """Nothing to stop in one process."""
 
 
-def _build(config: TrainConfig, model_path: str, tasks: Any, reward: Any) -> _Learner:
-    device = choose_device(config.device)
-    model, tokenizer = load_policy(model_path, device=config.device)
+def make_envs(config: TrainConfig, tokenizer: Any, num_envs: int, tasks: Any = None, reward: Any = None):
+    """The vector env of a run (restart buffer, curriculum, reward), seeded: what draws every
+    episode's start."""
     buffer = RestartBuffer(
         tokenizer,
         config.restart_capacity,
@@ -163,7 +232,7 @@ def _build(config: TrainConfig, model_path: str, tasks: Any, reward: Any) -> _Le
         max_prefix_tokens=config.max_new_tokens + 1,
     )
     envs = SatoriMathVectorEnv(
-        num_envs=config.episodes_per_iteration,
+        num_envs=num_envs,
         tasks=_tasks(config) if tasks is None else tasks,
         tokenizer=tokenizer,
         max_new_tokens=config.max_new_tokens,
@@ -171,175 +240,126 @@ def _build(config: TrainConfig, model_path: str, tasks: Any, reward: Any) -> _Le
         reward=make_reward(config.reward, bonus_scale=config.bonus_scale) if reward is None else reward,
         restart_buffer=buffer,
         restart_prob=config.restart_prob,
-        curriculum=config.curriculum
-        if tasks is None
-        else None,  # your tasks decide (a Curriculum is a task source too)
+        curriculum=config.curriculum if tasks is None else None,  # your tasks decide (a Curriculum is one too)
         autoreset_mode=AutoresetMode.DISABLED,  # collect_rollout resets every copy itself
     )
     envs.reset(seed=config.seed)
-    critic = config.critic if ALGORITHMS[config.algo].uses_critic else "none"
-    policy = ActorCritic(model, critic, forbidden_ids(model, envs)).to(device)  # what the engine never writes
-    algorithm = ALGORITHMS[config.algo](policy, config)
-    engine = make_engine(config.engine, model, envs, model_path=model_path)
-    return _Learner(model, tokenizer, envs, policy, algorithm, engine)
+    return envs
 
 
-def _checkpoint_state(
-    learner: _Learner, iteration: int, before: dict[str, float], history: list[dict[str, float]]
-) -> dict[str, Any]:
-    """Everything a checkpoint holds besides the weights, optimiser and RNG states, which
-    :func:`~agents.checkpoint.save_checkpoint` adds (and the restart buffer, saved beside)."""
-    envs = learner.envs
-    return {
-        "iteration": iteration,
-        "critic": {k: v for k, v in learner.policy.state_dict().items() if not k.startswith("actor.")},
-        "algorithm": learner.algorithm.state_dict(),
-        "env_rng": envs.rng_states(),
-        "curriculum": envs.curriculum.state_dict() if envs.curriculum is not None else None,
-        "before": before,
-        "history": history,
-    }
+def restore_envs(envs: SatoriMathVectorEnv, checkpoint: Path, state: dict[str, Any]) -> None:
+    """The restart buffer, curriculum and generators of ``envs`` as a checkpoint saved them."""
+    envs.restart_buffer = RestartBuffer.load(checkpoint / "restart_buffer.json.gz")
+    if envs.curriculum is not None and state.get("curriculum") is not None:
+        envs.curriculum.load_state_dict(state["curriculum"])
+    envs.set_rng_states(state["env_rng"])
 
 
-def _resume(learner: _Learner, checkpoint: Path) -> dict[str, Any]:
-    """Restore a run from ``checkpoint``; returns the state :func:`_checkpoint_state` saved."""
-    state = load_checkpoint(checkpoint, learner.model, learner.algorithm.optimizers(), learner.algorithm.schedulers())
-    learner.policy.load_state_dict(state["critic"], strict=False)
-    learner.algorithm.load_state_dict(state["algorithm"])
-    learner.envs.restart_buffer = RestartBuffer.load(checkpoint / "restart_buffer.json.gz")
-    if learner.envs.curriculum is not None and state.get("curriculum") is not None:
-        learner.envs.curriculum.load_state_dict(state["curriculum"])
-    learner.envs.set_rng_states(state["env_rng"])
-    learner.engine.sync_weights()
-    return state
-
-
-def _iteration(learner: _Learner, config: TrainConfig, iteration: int, group_size: int) -> dict[str, float]:
-    """One rollout and one update; returns everything logged for it."""
-    started = time.perf_counter()
-    params = SamplingParams(
+def sampling(config: TrainConfig, iteration: int) -> SamplingParams:
+    """The rollout sampling of ``iteration`` (seeded by the run's seed and the iteration)."""
+    return SamplingParams(
         config.max_new_tokens, config.temperature, config.top_p, seed=config.seed * 1_000_003 + iteration
     )
-    rollout = collect_rollout(learner.envs, learner.engine, params, group_size)
-    rollout_seconds = time.perf_counter() - started
-    metrics = learner.algorithm.update(rollout)  # score, prepare, optimise
-    learner.engine.sync_weights()
-    buffer = learner.envs.restart_buffer
-    buffer.add_trajectories(rollout.trajectories)
-    metrics.update(_rollout_metrics(rollout))
-    if learner.envs.curriculum is not None:
-        metrics.update(_curriculum_metrics(learner.envs.curriculum, rollout))
-    metrics["restart/buffer_states"] = float(len(buffer))
-    metrics["perf/rollout_seconds"] = rollout_seconds
-    metrics["perf/update_seconds"] = time.perf_counter() - started - rollout_seconds - metrics["perf/score_seconds"]
-    metrics["perf/tokens_per_s"] = rollout.num_generated / max(rollout_seconds, 1e-9)
-    metrics["perf/iteration_seconds"] = time.perf_counter() - started
+
+
+def episode_metrics(envs: SatoriMathVectorEnv, rollout: Rollout) -> dict[str, float]:
+    """Feed the restart buffer with the rollout's trajectories; what is logged about its episodes."""
+    envs.restart_buffer.add_trajectories(rollout.trajectories)
+    metrics = rollout_metrics(rollout)
+    if envs.curriculum is not None:
+        metrics.update(curriculum_metrics(envs.curriculum, rollout))
+    metrics["restart/buffer_states"] = float(len(envs.restart_buffer))
     return metrics
 
 
 def _train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: Any = None) -> dict[str, Any]:
-    out = Path(config.out) / "rl"
-    group_size = ALGORITHMS[config.algo].group_size(config.group_size)
     torch.manual_seed(config.seed)
-    learner = _build(config, model_path, tasks, reward)
-    clean_partial_writes(out)
+    return train_loop(config, _make_run(config, model_path, tasks, reward))
+
+
+def _make_run(config: TrainConfig, model_path: str, tasks: Any, reward: Any):
+    """The run for the requested layout: Ray actors, ``torchrun`` ranks, or one process."""
+    if config.ray:
+        from agents.distributed.ray_train import RayRun
+
+        return RayRun(config, model_path, tasks, reward)
+    if torchrun_world_size() > 1:
+        from agents.distributed.torchrun import TorchrunRun
+
+        return TorchrunRun(config, model_path, tasks, reward)
+    if config.learner_ranks > 1:
+        raise ValueError(
+            f"--learner-ranks {config.learner_ranks} needs processes to run in: add --ray (Ray actors), or start "
+            f"the ranks with torchrun --nproc-per-node {config.learner_ranks} -m agents.cli train ..."
+        )
+    return LocalRun(config, model_path, tasks, reward)
+
+
+def torchrun_world_size() -> int:
+    """The number of processes ``torchrun`` started (1 outside torchrun)."""
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def train_loop(config: TrainConfig, run: Any) -> dict[str, Any]:
+    """Stage two's loop over any run (one process, ``torchrun`` ranks or Ray actors): resume,
+    evaluate before, iterate (log, checkpoint), save the policy, evaluate after, write
+    ``metrics.json``. Only the main process writes."""
+    out = Path(config.out) / "rl"
+    if run.is_main:
+        clean_partial_writes(out)
     checkpoint = latest_checkpoint(out) if config.resume else None
-    state = _resume(learner, checkpoint) if checkpoint is not None else {}
+    state = run.resume(checkpoint) if checkpoint is not None else {}
     iteration = state.get("iteration", 0)
     eval_problems = [
         p
         for level in config.eval_levels
         for p in load_problems("arith:test", level=level, limit=config.eval_per_level, seed=config.seed)
     ]
-    before = state.get("before") or _evaluate(learner, eval_problems, config)
-
-    from torch.utils.tensorboard import SummaryWriter
-
-    writer = SummaryWriter(str(out / "tb"))
+    before = state.get("before") or run.evaluate(eval_problems)
+    writer = _writer(out / "tb") if run.is_main else None
     _log_eval(writer, before, 0)
-    bar = tqdm(total=config.iterations, initial=iteration, desc=f"RL ({config.algo})", disable=not config.progress)
+    bar = tqdm(
+        total=config.iterations,
+        initial=iteration,
+        desc=f"RL ({config.algo})",
+        disable=not (config.progress and run.is_main),
+    )
     history: list[dict[str, float]] = list(state.get("history", []))  # every iteration's, across resumes
     while iteration < config.iterations:
-        metrics = _iteration(learner, config, iteration, group_size)
+        metrics = run.iterate(iteration)
         iteration += 1
-        for name, value in metrics.items():
-            writer.add_scalar(name, value, iteration)
+        if writer is not None:
+            for name, value in metrics.items():
+                writer.add_scalar(name, value, iteration)
         history.append(metrics)
         bar.update(1)
         bar.set_postfix(acc=f"{metrics['rollout/accuracy']:.2f}", reward=f"{metrics['reward/total']:.2f}")
         if iteration % config.checkpoint_every == 0 and iteration < config.iterations:
-            save_checkpoint(
-                out,
-                iteration,
-                learner.model,
-                learner.tokenizer,
-                learner.algorithm.optimizers(),
-                learner.algorithm.schedulers(),
-                _checkpoint_state(learner, iteration, before, history),
-                extra=lambda directory: learner.envs.restart_buffer.save(directory / "restart_buffer.json.gz"),
-            )
+            run.save_checkpoint(out, iteration, {"before": before, "history": history})
     bar.close()
-    save_policy(learner.model, learner.tokenizer, out / "model", config.prompt_template)
-    learner.envs.restart_buffer.save(out / "restart_buffer.json.gz")
-    after = _evaluate(learner, eval_problems, config)
+    run.save_final(out)
+    after = run.evaluate(eval_problems)
     _log_eval(writer, after, iteration)
-    writer.close()
     result = {"before": before, "after": after, "iterations": iteration, "history": history, "config": asdict(config)}
-    if learner.envs.curriculum is not None:
-        result["curriculum"] = learner.envs.curriculum.state_dict()
-    atomic_write(out / "metrics.json", json.dumps(result, indent=2).encode())
+    if run.curriculum is not None:
+        result["curriculum"] = run.curriculum.state_dict()
+    if run.is_main:
+        writer.close()
+        atomic_write(out / "metrics.json", json.dumps(result, indent=2).encode())
+    run.close()
     return result
 
 
-def _rollout_metrics(rollout: Rollout) -> dict[str, float]:
-    """What the environment reported about the rollout, averaged: reward terms, accuracy, COAT
-    actions, restarts and self-correction, response length."""
-    infos = rollout.infos
-    metrics = {
-        "reward/total": float(rollout.rewards.mean()),
-        "rollout/accuracy": float(np.mean([i["correct"] for i in infos])),
-    }
-    for term in infos[0]["reward_terms"]:
-        metrics[f"reward/{term}"] = float(np.mean([i["reward_terms"][term] for i in infos]))
-    for action in META_ACTIONS:
-        metrics[f"coat/{action}_per_episode"] = float(np.mean([i["actions"][action] for i in infos]))
-    metrics["rollout/response_length"] = float(np.mean([i["num_new_tokens"] for i in infos]))
-    status = np.array([i["restart"]["reflect_status"] for i in infos])
-    correct = np.array([bool(i["correct"]) for i in infos])
-    metrics["restart/fraction"] = float(np.mean(status != 0))
-    metrics["restart/skipped"] = float(
-        np.mean([i["restart"]["skipped"] for i in infos])
-    )  # drawn, too long for the window
-    if (status == -1).any():
-        metrics["coat/self_correction_rate"] = float(correct[status == -1].mean())  # wrong prefix -> right answer
-    if (status == 1).any():
-        metrics["coat/kept_right_rate"] = float(correct[status == 1].mean())
-    return metrics
+def _writer(directory: Path):
+    from torch.utils.tensorboard import SummaryWriter
 
-
-def _curriculum_metrics(curriculum, rollout: Rollout) -> dict[str, float]:
-    """The rollout's share of episodes from each arm (the level distribution over time), each
-    arm's recent pass rate, and an adaptive curriculum's frontier."""
-    arms = [info["curriculum_arm"] for info in rollout.infos]
-    metrics = {f"curriculum/share_{arm}": arms.count(arm) / len(arms) for arm in curriculum.arms}
-    metrics.update(
-        {f"curriculum/pass_rate_{arm}": rate for arm, rate in curriculum.pass_rates().items() if rate is not None}
-    )
-    if isinstance(curriculum, AdaptiveCurriculum):
-        metrics["curriculum/frontier"] = float(curriculum.frontier)
-    return metrics
+    return SummaryWriter(str(directory))
 
 
 def _log_eval(writer, results: dict[str, float], step: int) -> None:
+    if writer is None:
+        return
     for name, value in results.items():
         writer.add_scalar(f"eval/{name}", value, step)
-
-
-def _evaluate(learner: _Learner, problems: list, config: TrainConfig) -> dict[str, float]:
-    """Greedy held-out metrics of the current policy (``{}`` without problems)."""
-    if not problems:
-        return {}
-    params = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=0.0)
-    return evaluate(
-        learner.engine, learner.tokenizer, problems, params=params, prompt_template=config.prompt_template
-    ).row()

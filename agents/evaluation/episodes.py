@@ -41,6 +41,22 @@ class EvalResult:
     accuracy_by_level: dict[int, float]
     records: list[dict[str, Any]] = field(repr=False, default_factory=list)
 
+    @classmethod
+    def from_records(cls, records: list[dict[str, Any]]) -> EvalResult:
+        """The measures of evaluation records (e.g. those of several workers, concatenated)."""
+        by_level: dict[int, list[bool]] = defaultdict(list)
+        for record in records:
+            by_level[record["level"]].append(record["correct"])
+        return cls(
+            n=len(records),
+            accuracy=float(np.mean([r["correct"] for r in records])),
+            well_formed=float(np.mean([r["well_formed"] for r in records])),
+            mean_new_tokens=float(np.mean([r["num_new_tokens"] for r in records])),
+            actions_per_episode={name: float(np.mean([r["actions"][name] for r in records])) for name in META_ACTIONS},
+            accuracy_by_level={level: float(np.mean(values)) for level, values in sorted(by_level.items())},
+            records=records,
+        )
+
     def row(self) -> dict[str, float]:
         """Flat numbers for a table or a log."""
         row = {
@@ -108,18 +124,7 @@ def evaluate(
             )
         bar.update(len(chunk))
     bar.close()
-    by_level: dict[int, list[bool]] = defaultdict(list)
-    for record in records:
-        by_level[record["level"]].append(record["correct"])
-    return EvalResult(
-        n=len(records),
-        accuracy=float(np.mean([r["correct"] for r in records])),
-        well_formed=float(np.mean([r["well_formed"] for r in records])),
-        mean_new_tokens=float(np.mean([r["num_new_tokens"] for r in records])),
-        actions_per_episode={name: float(np.mean([r["actions"][name] for r in records])) for name in META_ACTIONS},
-        accuracy_by_level={level: float(np.mean(values)) for level, values in sorted(by_level.items())},
-        records=records,
-    )
+    return EvalResult.from_records(records)
 
 
 def _problem(start: dict[str, Any]) -> Problem:
