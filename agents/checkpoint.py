@@ -35,8 +35,11 @@ __all__ = [
     "clean_partial_writes",
     "latest_checkpoint",
     "load_checkpoint",
+    "load_trainer_state",
+    "prune_checkpoints",
     "rng_state",
     "save_checkpoint",
+    "save_trainer_state",
     "set_rng_state",
 ]
 
@@ -86,21 +89,38 @@ def save_checkpoint(
     with atomic_directory(target) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        torch.save(
-            {
-                "step": step,
-                "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
-                "schedulers": {name: sched.state_dict() for name, sched in schedulers.items()},
-                "rng": rng_state(),
-                "state": state,
-            },
-            tmp / "trainer_state.pt",
-        )
+        save_trainer_state(tmp, step, state, optimizers, schedulers)
         if extra is not None:
             extra(tmp)
-    for old in _checkpoints(root)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    prune_checkpoints(run_dir, keep)
     return target
+
+
+def save_trainer_state(
+    directory: Path,
+    step: int,
+    state: dict[str, Any],
+    optimizers: dict[str, torch.optim.Optimizer] | None = None,
+    schedulers: dict[str, Any] | None = None,
+) -> None:
+    """``trainer_state.pt`` (plain data): the step, optimisers and schedulers (their state dicts),
+    this process's RNG states and the trainer's ``state``."""
+    torch.save(
+        {
+            "step": step,
+            "optimizers": {name: opt.state_dict() for name, opt in (optimizers or {}).items()},
+            "schedulers": {name: sched.state_dict() for name, sched in (schedulers or {}).items()},
+            "rng": rng_state(),
+            "state": state,
+        },
+        directory / "trainer_state.pt",
+    )
+
+
+def prune_checkpoints(run_dir: str | Path, keep: int = 2) -> None:
+    """Delete all but the newest ``keep`` complete checkpoints of a run."""
+    for old in _checkpoints(Path(run_dir) / "checkpoints")[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _checkpoints(root: Path) -> list[Path]:
@@ -146,13 +166,20 @@ def load_checkpoint(
         )
     if tied:
         model.tie_weights()
-    saved = _load_trainer_state(path / "trainer_state.pt")
+    saved = load_trainer_state(path)
     for name, opt in optimizers.items():
         opt.load_state_dict(saved["optimizers"][name])
     for name, sched in schedulers.items():
         sched.load_state_dict(saved["schedulers"][name])
-    set_rng_state(saved["rng"])
     return {**saved["state"], "step": saved["step"]}
+
+
+def load_trainer_state(checkpoint: str | Path) -> dict[str, Any]:
+    """A checkpoint's ``trainer_state.pt`` as plain data (refused unread when it holds anything
+    else), with this process's RNG states restored from it."""
+    saved = _load_trainer_state(Path(checkpoint) / "trainer_state.pt")
+    set_rng_state(saved["rng"])
+    return saved
 
 
 def _load_trainer_state(path: Path) -> dict[str, Any]:

@@ -15,11 +15,10 @@ satori bench                              # every benchmark script, one table of
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +26,7 @@ import tyro
 from tqdm import tqdm
 
 from agents.arguments import check_fields, flag
-from agents.config import PRESETS, TrainConfig, preset
+from agents.config import PRESETS, TrainConfig, import_modules, preset
 from agents.evaluation.benchmarks import EvalArgs
 from agents.reward_model import RewardModelArgs
 from agents.sft import SFTArgs, train_sft
@@ -226,12 +225,9 @@ def _train_config(argv: list[str]) -> TrainConfig:
     args = list(argv)
     names = _pop_option(args, "--preset")
     name = names[-1] if names else "tiny"
-    for module in _pop_option(args, "--import"):
-        try:
-            importlib.import_module(module)
-        except ImportError as error:
-            raise ValueError(f"--import {module}: {error}") from None
-    default = preset(name)
+    modules = tuple(_pop_option(args, "--import"))
+    import_modules(modules)
+    default = replace(preset(name), imports=modules)
     description = (
         f"{TrainConfig.__doc__}\n\n"
         f"--preset {{{','.join(sorted(PRESETS))}}}  the preset whose values are the defaults below (now: {name})\n"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 from agents.arguments import check_fields
 
-__all__ = ["PRESETS", "TrainConfig", "preset"]
+__all__ = ["PRESETS", "TrainConfig", "import_modules", "preset"]
 
 
 @dataclass
@@ -78,6 +78,9 @@ class TrainConfig:
     """sampling temperature of rollouts (the learner's log-probabilities use the same)"""
     top_p: float = 1.0
     """nucleus sampling of rollouts"""
+    seed_per_episode: bool = False
+    """sample every episode of an iteration from its own stream (the iteration's seed + its index): the same
+    rollouts whatever the number of rollout workers (a little slower with the HF engine on a CPU)"""
 
     # -- learner -------------------------------------------------------------------------------------
     algo: str = "ppo"
@@ -129,6 +132,9 @@ class TrainConfig:
     """with --ray: Ray actors that generate and judge the rollouts, each a share of the episodes"""
     gpus_per_worker: int = 0
     """with --ray: GPUs of each rollout worker (its vLLM engine's tensor parallelism); 0: CPU workers, HF engine"""
+    imports: tuple[str, ...] = ()
+    """modules imported before the run, by the driver and by every Ray actor (satori train --import MODULE):
+    e.g. one that registers your algorithm, engine or reward preset"""
     ray: bool = False
     """run the learner ranks and rollout workers as Ray actors (a local cluster unless --ray-address)"""
     ray_address: str | None = None
@@ -246,3 +252,15 @@ def preset(name: str) -> TrainConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; valid presets: {sorted(PRESETS)}")
     return replace(PRESETS[name])
+
+
+def import_modules(names: tuple[str, ...] | list[str]) -> None:
+    """Import each module (``--import``): what it registers (an algorithm, an engine, a reward
+    preset) becomes available to the run. An error names the module."""
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise ValueError(f"--import {name}: {error}") from None

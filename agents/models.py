@@ -148,17 +148,20 @@ def load_policy(path: str, device: str = "auto", dtype: Any = None):
     return model.to(choose_device(device)), tokenizer
 
 
-def save_policy(model, tokenizer, path: str | Path, prompt_template: Any = None) -> None:
+def save_policy(
+    model, tokenizer, path: str | Path, prompt_template: Any = None, state_dict: dict | None = None
+) -> None:
     """``save_pretrained`` of the model and its tokenizer into ``path``, atomically (a crash
     keeps the previous save), with the prompt template the policy was tuned with, which
-    ``satori eval`` and :func:`policy_settings` read back."""
+    ``satori eval`` and :func:`policy_settings` read back. ``state_dict``: the weights to write
+    instead of the model's own (a sharded model's gathered weights)."""
     import json
 
     from satori_env.atomic import atomic_directory
     from satori_env.coat import PROMPT_TEMPLATES, get_template
 
     with atomic_directory(path) as tmp:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, **({"state_dict": state_dict} if state_dict is not None else {}))
         tokenizer.save_pretrained(tmp)
         if prompt_template is not None:
             template = get_template(prompt_template)

@@ -257,9 +257,8 @@ def restore_envs(envs: SatoriMathVectorEnv, checkpoint: Path, state: dict[str, A
 
 def sampling(config: TrainConfig, iteration: int) -> SamplingParams:
     """The rollout sampling of ``iteration`` (seeded by the run's seed and the iteration)."""
-    return SamplingParams(
-        config.max_new_tokens, config.temperature, config.top_p, seed=config.seed * 1_000_003 + iteration
-    )
+    seed = config.seed * 1_000_003 + iteration
+    return SamplingParams(config.max_new_tokens, config.temperature, config.top_p, seed, config.seed_per_episode)
 
 
 def episode_metrics(envs: SatoriMathVectorEnv, rollout: Rollout) -> dict[str, float]:

@@ -15,7 +15,7 @@ import torch
 
 from agents.policy import ActorCritic
 
-__all__ = ["full_state_dict", "shard_model", "sharded_state", "load_sharded_state"]
+__all__ = ["full_state_dict", "load_sharded_state", "reshard", "shard_model", "sharded_state"]
 
 
 def _blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -64,13 +64,25 @@ def full_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     the other ranks. Every rank must call it."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
+    reshard(module)
     return get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def reshard(module: torch.nn.Module) -> None:
+    """Put every FSDP unit of ``module`` back in its sharded state (the root keeps its parameters
+    gathered after a step; state dicts must see the sharded parameters the optimiser holds)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for part in module.modules():
+        if isinstance(part, FSDPModule):
+            part.reshard()
 
 
 def sharded_state(module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Each rank's shards of the model and optimiser state, for ``torch.distributed.checkpoint``."""
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
+    reshard(module)
     model_state, optimizer_state = get_state_dict(module, optimizer)
     return {"model": model_state, "optimizer": optimizer_state}
 

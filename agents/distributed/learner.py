@@ -17,7 +17,7 @@ import torch
 
 from agents.algorithms import ALGORITHMS
 from agents.checkpoint import rng_state, set_rng_state
-from agents.distributed.fsdp import full_state_dict, load_sharded_state, shard_model, sharded_state
+from agents.distributed.fsdp import full_state_dict, load_sharded_state, reshard, shard_model, sharded_state
 from agents.distributed.parallel import TorchDistributed
 from agents.models import load_policy
 from agents.policy import ActorCritic
@@ -59,6 +59,10 @@ class ShardedLearner:
         shard_model(self.policy, self.device, mixed_precision=mixed, offload=config.offload_optimizer)
         if reference is not None:
             shard_model(reference, self.device, mixed_precision=mixed)
+        with torch.no_grad():  # FSDP initialises on the root's first forward: before the actor alone generates
+            pad = torch.full((1, 2), self.tokenizer.pad_token_id, dtype=torch.long, device=self.device)
+            self.policy(pad, torch.ones_like(pad), 1.0, with_entropy=False, with_values=algorithm.uses_critic)
+        reshard(self.policy)  # the optimiser must hold the sharded parameters, not the root's gathered ones
         self.parallel = TorchDistributed()
         self.parallel.check_divides(config.episodes_per_iteration, "episodes_per_iteration")
         self.parallel.check_divides(config.minibatch_size, "minibatch_size")

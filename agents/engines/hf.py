@@ -35,6 +35,39 @@ def sample_next(logits: torch.Tensor, forbidden: torch.Tensor | None, params: Sa
     return order.gather(-1, choice).squeeze(-1)
 
 
+def nucleus_logits(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    """``logits / temperature`` with every id outside the nucleus of mass ``top_p`` at -inf."""
+    scaled = logits.float() / params.temperature
+    if params.top_p >= 1:
+        return scaled
+    probs = torch.softmax(scaled, dim=-1)
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    outside = sorted_probs.cumsum(-1) - sorted_probs >= params.top_p
+    return scaled.masked_fill(outside.scatter(-1, order, outside), float("-inf"))
+
+
+class SeededRows:
+    """Sampling in which row ``i`` draws from its own generator (seeded with ``seeds[i]``):
+    Gumbel-max over the nucleus, so a row's tokens do not depend on the rest of its batch. As a
+    ``transformers`` logits processor it turns greedy decoding into this sampling."""
+
+    def __init__(self, seeds: Sequence[int], params: SamplingParams) -> None:
+        self.seeds, self.params = list(seeds), params
+        self.generators: list[torch.Generator] | None = None
+
+    def __call__(self, input_ids: torch.Tensor | None, scores: torch.Tensor) -> torch.Tensor:
+        if self.generators is None:
+            self.generators = [torch.Generator(device=scores.device).manual_seed(seed) for seed in self.seeds]
+        vocabulary = scores.shape[-1]
+        uniform = torch.stack([torch.rand(vocabulary, generator=g, device=scores.device) for g in self.generators])
+        gumbel = -torch.log(-torch.log(uniform.clamp(min=1e-20, max=1 - 1e-7)))
+        return nucleus_logits(scores, self.params) + gumbel
+
+    def sample(self, logits: torch.Tensor) -> torch.Tensor:
+        """One token per row of ``(B, V)`` logits."""
+        return self(None, logits).argmax(-1)
+
+
 class HFEngine:
     """Batched generation with a KV cache, on whatever device the model is on.
 
@@ -105,7 +138,11 @@ class HFEngine:
         out: list[list[int]] = []
         try:
             for start in range(0, len(prompts), self.batch_size):
-                out += self._generate_batch(prompts[start : start + self.batch_size], params)
+                batch = prompts[start : start + self.batch_size]
+                seeded = None
+                if params.seed_per_prompt and params.temperature > 0:
+                    seeded = SeededRows([params.seed + start + i for i in range(len(batch))], params)
+                out += self._generate_batch(batch, params, seeded)
         finally:
             self.model.train(was_training)
         return out
@@ -114,7 +151,9 @@ class HFEngine:
         auto = self.decoding == "auto" and device.type == "cuda" and self.cache == "static" and not self.synced
         return self.decoding == "graph" or auto
 
-    def _generate_batch(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[int]]:
+    def _generate_batch(
+        self, prompts: Sequence[Sequence[int]], params: SamplingParams, seeded: SeededRows | None = None
+    ) -> list[list[int]]:
         device = next(self.model.parameters()).device
         graph = self._uses_graph(device)
         width = padded_length(max(len(p) for p in prompts), GPU_PAD_MULTIPLE if device.type == "cuda" else PAD_MULTIPLE)
@@ -125,12 +164,18 @@ class HFEngine:
             mask[row, width - len(prompt) :] = 1
         ids, mask = ids.to(device), mask.to(device)
         generated = (
-            self._decode(ids, mask, params) if graph else self._transformers_generate(ids, mask, params)
+            self._decode(ids, mask, params, seeded) if graph else self._transformers_generate(ids, mask, params, seeded)
         ).tolist()
         return [cut_after_stop(row, self.stop_ids) for row in generated]
 
-    def _transformers_generate(self, ids: torch.Tensor, mask: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    def _transformers_generate(
+        self, ids: torch.Tensor, mask: torch.Tensor, params: SamplingParams, seeded: SeededRows | None = None
+    ) -> torch.Tensor:
         sampling = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
+        if seeded is not None:  # greedy over the rows' own Gumbel-perturbed scores: seeded sampling per row
+            from transformers import LogitsProcessorList
+
+            sampling = {"do_sample": False, "logits_processor": LogitsProcessorList([seeded])}
         return self.model.generate(
             input_ids=ids,
             attention_mask=mask,
@@ -143,7 +188,9 @@ class HFEngine:
             **(sampling if params.temperature > 0 else {"do_sample": False}),
         )[:, ids.shape[1] :]
 
-    def _decode(self, ids: torch.Tensor, mask: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    def _decode(
+        self, ids: torch.Tensor, mask: torch.Tensor, params: SamplingParams, seeded: SeededRows | None = None
+    ) -> torch.Tensor:
         """Satori's decoding loop: ``(B, new tokens)`` ids, padding after each row's stop token."""
         device, (batch, width), new = ids.device, ids.shape, params.max_new_tokens
         cache = self._cache_for(batch, width + new)
@@ -170,7 +217,14 @@ class HFEngine:
         generated = torch.full((batch, new), self.pad_id, dtype=torch.long, device=device)
         done = torch.zeros(batch, dtype=torch.bool, device=device)
         for i in range(new):
-            token = sample_next(out.logits[:, -1], forbidden, params).masked_fill(done, self.pad_id)
+            logits = out.logits[:, -1]
+            if seeded is not None:
+                token = seeded.sample(
+                    logits.float().index_fill(1, forbidden, float("-inf")) if forbidden.numel() else logits
+                )
+            else:
+                token = sample_next(logits, forbidden, params)
+            token = token.masked_fill(done, self.pad_id)
             generated[:, i] = token
             done |= torch.isin(token, stops)
             if i + 1 == new or ((i + 1) % 16 == 0 and bool(done.all())):  # a device sync every 16 tokens

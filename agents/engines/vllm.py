@@ -70,14 +70,15 @@ class VLLMEngine:
         torch.set_num_threads(threads)  # vLLM lowers them for serving; the learner shares this process
 
     @classmethod
-    def for_env(cls, model: Any, env: Any, model_path: str | None) -> VLLMEngine:
-        """An engine for ``model`` that writes what ``env`` (a SatoriMath env or vector env) accepts."""
+    def for_env(cls, model: Any, env: Any, model_path: str | None, **options: Any) -> VLLMEngine:
+        """An engine for ``model`` that writes what ``env`` (a SatoriMath env or vector env) accepts;
+        ``options`` go to the constructor (e.g. ``tensor_parallel_size``)."""
         if model_path is None:
             raise ValueError("the vllm engine loads the model from a path: pass model_path")
         base = base_env(env)
         allowed = [i for i, ok in enumerate(base.action_masks()) if ok]
         dtype = str(model.dtype).removeprefix("torch.")  # sample from the distribution the learner scores
-        return cls(model_path, model, base.stop_ids, allowed, dtype=dtype, max_model_len=base.width)
+        return cls(model_path, model, base.stop_ids, allowed, dtype=dtype, max_model_len=base.width, **options)
 
     def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[int]]:
         from vllm import SamplingParams as VLLMSamplingParams
