@@ -124,6 +124,8 @@ class TrainConfig:
     """GRPO: divide group-relative advantages by the group's standard deviation (False: Dr. GRPO)"""
     grad_clip: float = 1.0
     """gradient-norm clipping"""
+    gradient_checkpointing: bool = False
+    """recompute each layer's activations in the backward pass instead of keeping them (less memory, more time)"""
 
     # -- distribution (agents.distributed) -------------------------------------------------------------
     learner_ranks: int = 1
@@ -237,6 +239,7 @@ PRESETS: dict[str, TrainConfig] = {
         restart_capacity=100_000,
         checkpoint_every=20,
         eval_per_level=0,
+        gradient_checkpointing=True,
     ),
 }
 PRESETS["1.5b"] = replace(

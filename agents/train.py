@@ -149,6 +149,8 @@ class LocalRun:
         self.group_size = ALGORITHMS[config.algo].group_size(config.group_size)
         device = choose_device(config.device)
         self.model, self.tokenizer = load_policy(model_path, device=config.device)
+        if config.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.envs = make_envs(config, self.tokenizer, config.episodes_per_iteration, tasks, reward)
         critic = config.critic if ALGORITHMS[config.algo].uses_critic else "none"
         forbidden = forbidden_ids(self.model, self.envs)  # what the engine never writes
@@ -277,7 +279,9 @@ def _train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: A
 
 
 def _make_run(config: TrainConfig, model_path: str, tasks: Any, reward: Any):
-    """The run for the requested layout: Ray actors, ``torchrun`` ranks, or one process."""
+    """The run for the requested layout: Ray actors, ``torchrun`` ranks, or one process; a layout
+    whose memory plan cannot fit is refused first (see :mod:`agents.distributed.memory`)."""
+    plan_layout(config, model_path)
     if config.ray:
         from agents.distributed.ray_train import RayRun
 
@@ -292,6 +296,24 @@ def _make_run(config: TrainConfig, model_path: str, tasks: Any, reward: Any):
             f"the ranks with torchrun --nproc-per-node {config.learner_ranks} -m agents.cli train ..."
         )
     return LocalRun(config, model_path, tasks, reward)
+
+
+def plan_layout(config: TrainConfig, model_path: str):
+    """The memory plan of the layout (``ValueError`` when it cannot fit); None for a model whose
+    config is not a Llama/Qwen2-style decoder (no plan, with a warning)."""
+    import warnings
+
+    from transformers import AutoConfig
+
+    from agents.distributed.memory import check_memory
+    from satori_env.pretrained import load_pretrained
+
+    model_config = load_pretrained(AutoConfig.from_pretrained, model_path, "model")
+    if not all(hasattr(model_config, name) for name in ("hidden_size", "intermediate_size", "num_hidden_layers")):
+        kind = model_config.model_type
+        warnings.warn(f"no memory plan for a {kind} model: the run is not checked before it starts", stacklevel=2)
+        return None
+    return check_memory(model_config, config)
 
 
 def torchrun_world_size() -> int:

@@ -51,6 +51,8 @@ class ShardedLearner:
         self.device = learner_device(config)
         torch.manual_seed(config.seed)
         model, self.tokenizer = load_policy(model_path, device="cpu")
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         algorithm = ALGORITHMS[config.algo]
         critic = config.critic if algorithm.uses_critic else "none"
         self.policy = ActorCritic(model, critic, forbidden_ids).to(self.device)
