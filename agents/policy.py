@@ -104,7 +104,7 @@ class ActorCritic(nn.Module):
                 hidden = out.hidden_states[-1]
             else:
                 hidden = self.critic_trunk(input_ids=tokens, attention_mask=attention_mask).last_hidden_state
-            values = self.value_head(hidden[:, :-1].float()).squeeze(-1)
+            values = self.value_head(hidden[:, :-1].float()).squeeze(-1).clone()  # not a view (FSDP warns of views)
         return TokenOutputs(logprobs, entropy, values)
 
     def reference(self) -> nn.Module:

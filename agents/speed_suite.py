@@ -30,6 +30,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "verifier": ("verifier.py", ["--limit", "100"], []),
     "env": ("env_overhead.py", ["--repeats", "3"], ["--repeats", "5"]),
     "engine": ("engine_throughput.py", ["--repeats", "3"], ["--repeats", "5"]),
+    "scaling": ("scaling.py", ["--episodes", "32", "--new-tokens", "64", "--repeats", "1"], []),
     "rl": (
         "ppo_step.py",
         ["--steps", "5", "--satori", "ppo:hf", "grpo:hf"],
@@ -45,8 +46,8 @@ class SpeedSuiteArgs:
     """Run the benchmark scripts and print one table of ratios against baselines measured in
     the same run, with the machine described."""
 
-    only: str = "verifier,env,engine,rl"
-    """comma-separated: verifier, env, engine, rl"""
+    only: str = "verifier,env,engine,scaling,rl"
+    """comma-separated: verifier, env, engine, scaling, rl"""
     full: bool = False
     """the scripts' full settings (longer) instead of the quick ones"""
     vllm: bool = False
