@@ -203,6 +203,8 @@ def run_train(config: TrainConfig) -> int:
     from agents.train import run
 
     result = run(config)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun: rank 0 reports
+        return 0
     before, after = result["before"], result["after"]
     if before and after:
         keys = [k for k in after if k.startswith("acc") or k in ("well_formed", "mean_new_tokens")]
@@ -326,3 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("SATORI_DEBUG"):
             raise
         raise SystemExit(f"satori {command}: {error}") from None
+
+
+if __name__ == "__main__":  # torchrun --nproc-per-node N -m agents.cli train --learner-ranks N ...
+    raise SystemExit(main())

@@ -44,6 +44,11 @@ def run(config: TrainConfig) -> dict[str, Any]:
     if config.threads:
         torch.set_num_threads(config.threads)
     check_config(config)  # bad settings fail before stage one, not after it
+    if config.model is None and torchrun_world_size() > 1:
+        raise ValueError(
+            "under torchrun, give the format-tuned policy with --model: stage one runs in one process "
+            "(satori build-model, satori synth and satori sft, whose model is OUT/model)"
+        )
     model = config.model if config.model is not None else str(stage_one(config))
     return _train_rl(config, model)
 

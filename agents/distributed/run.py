@@ -58,7 +58,8 @@ class RolloutShard:
 
     Args:
         config: the run's :class:`~agents.config.TrainConfig`.
-        model, tokenizer: the policy this shard generates with.
+        model: the policy this shard generates with.
+        tokenizer: its tokenizer.
         size: episodes per iteration in this shard.
         max_prompt_tokens: the planner's prompt window (restart prefixes included).
         reward: the run's reward (None: ``config.reward``).
