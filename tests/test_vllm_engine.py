@@ -94,6 +94,30 @@ def test_sync_weights_pushes_the_learner_into_vllm(setup):
     assert engine.generate(prompts, GREEDY) == old
 
 
+def test_load_weights_takes_a_gathered_state_dict(setup):
+    """What a Ray rollout worker does after each update: vLLM loads the learner rank's gathered
+    actor weights (a plain state dict, not a model it shares) and then writes what they write.
+    (Before the tests that start vLLM engines of their own: their teardown resets vLLM's global
+    state, which the shared engine needs.)"""
+    model, hf, engine, prompts = setup["model"], setup["hf"], setup["vllm"], setup["prompts"]
+    old = engine.generate(prompts, GREEDY)
+    generator = torch.Generator().manual_seed(1)
+    perturbed = {
+        name: value + 0.5 * torch.randn(value.shape, generator=generator) for name, value in model.state_dict().items()
+    }
+    original = {name: value.clone() for name, value in model.state_dict().items()}
+    try:
+        model.load_state_dict(perturbed)
+        expected = hf.generate(prompts, GREEDY)
+        assert expected != old
+        engine.load_weights(perturbed)
+        assert engine.generate(prompts, GREEDY) == expected
+    finally:
+        model.load_state_dict(original)
+        engine.load_weights(original)
+    assert engine.generate(prompts, GREEDY) == old
+
+
 def test_rl_iterations_with_the_vllm_engine(setup, tmp_path):
     from agents.train import train_rl
 
@@ -141,25 +165,3 @@ def test_satori_eval_with_the_vllm_engine_matches_the_hf_engine(setup, tmp_path)
             r["completion"] for r in runs["hf"][bench]["records"]
         ]
     assert (tmp_path / "vllm" / "results.md").exists()
-
-
-def test_load_weights_takes_a_gathered_state_dict(setup):
-    """What a Ray rollout worker does after each update: vLLM loads the learner rank's gathered
-    actor weights (a plain state dict, not a model it shares) and then writes what they write."""
-    model, hf, engine, prompts = setup["model"], setup["hf"], setup["vllm"], setup["prompts"]
-    old = engine.generate(prompts, GREEDY)
-    generator = torch.Generator().manual_seed(1)
-    perturbed = {
-        name: value + 0.5 * torch.randn(value.shape, generator=generator) for name, value in model.state_dict().items()
-    }
-    original = {name: value.clone() for name, value in model.state_dict().items()}
-    try:
-        model.load_state_dict(perturbed)
-        expected = hf.generate(prompts, GREEDY)
-        assert expected != old
-        engine.load_weights(perturbed)
-        assert engine.generate(prompts, GREEDY) == expected
-    finally:
-        model.load_state_dict(original)
-        engine.load_weights(original)
-    assert engine.generate(prompts, GREEDY) == old
