@@ -257,6 +257,16 @@ class RestartBuffer:
             raise ValueError("the restart buffer is empty: add trajectories first")
         return STRATEGIES[self.strategy](self, self.rng if rng is None else rng)
 
+    def sample_of(self, problem_id: str, rng: np.random.Generator | None = None) -> RestartState | None:
+        """A restart state of ``problem_id`` (uniformly among its states), or None when the buffer
+        holds none: for a trainer whose own sampler chooses the problem (TRL, verl) and may
+        restart it mid-trajectory."""
+        positions = self._problem_index().get(problem_id)
+        if not positions:
+            return None
+        rng = self.rng if rng is None else rng
+        return self._states[positions[int(rng.integers(len(positions)))]]
+
     def _problem_index(self) -> dict[str, list[int]]:
         if self._index is None:
             self._index = {}

@@ -99,3 +99,17 @@ def test_sb3_meta_controller_runs_small_with_its_flags(tmp_path, capsys):
     assert all(0.0 <= row["accuracy"] <= 1.0 and row["steps"] >= 1 for row in results.values())
     out = capsys.readouterr().out
     assert "training the PPO controller for 32 steps" in out and "| DQN |" in out
+
+
+@pytest.mark.slow
+def test_trl_grpo_example_trains_through_the_rollout(tmp_path, capsys):
+    pytest.importorskip("trl")
+    from agents.models import build_model
+
+    build_model("tiny", tmp_path / "tiny", seed=0)
+    result = load("trl_grpo").main(
+        str(tmp_path / "tiny"), steps=2, batch=8, max_new_tokens=16, out=str(tmp_path / "out")
+    )
+    assert len(result["logs"]) == 2 and result["tokens_per_s"] > 0
+    assert all("rewards/satori_reflection/mean" in log for log in result["logs"])
+    assert "| 2 |" in capsys.readouterr().out
