@@ -65,9 +65,8 @@ def main(
         correct = log["rewards/satori_rule/mean"] + 1  # the rule reward is the verdict minus 1
         print(f"| {step} | {log['reward']:.3f} | {log['rewards/satori_rule/mean']:.3f} "
               f"| {log['rewards/satori_reflection/mean']:.3f} | {correct:.3f} |")  # fmt: skip
-    print(
-        f"{steps} steps in {seconds:.1f} s; {tokens / seconds:.0f} completion tokens/s; restart states: {len(rollout.restart_buffer or [])}"
-    )
+    states = len(rollout.restart_buffer or [])
+    print(f"{steps} steps in {seconds:.1f} s; {tokens / seconds:.0f} completion tokens/s; restart states: {states}")
     return {"logs": logs, "seconds": seconds, "tokens_per_s": tokens / seconds}
 
 
