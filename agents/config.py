@@ -140,7 +140,8 @@ class TrainConfig:
     ray: bool = False
     """run the learner ranks and rollout workers as Ray actors (a local cluster unless --ray-address)"""
     ray_address: str | None = None
-    """the Ray cluster to join (e.g. ray://host:10001 or auto); None starts a local one when none runs"""
+    """the Ray cluster to join (auto: the one started on this machine with ray start --head; host:port);
+    None: a local cluster of the run's own"""
     offload_optimizer: bool = False
     """keep the sharded parameters, gradients and optimiser state on the CPU (FSDP2 CPUOffloadPolicy)"""
     device_memory_gb: float = 0.0

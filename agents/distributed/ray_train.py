@@ -7,8 +7,10 @@ policy and critic with FSDP2 (:class:`~agents.distributed.learner.ShardedLearner
 worker holds a :class:`~agents.distributed.run.RolloutShard` (its vector env and an engine: vLLM
 with ``gpus_per_worker``-way tensor parallelism on GPUs, the HF engine on CPUs). After each
 update learner rank 0 puts the gathered actor weights in Ray's object store once and every
-worker loads them (vLLM's weight-update path on GPUs). ``ray_address`` joins a running cluster;
-without it a local one is started (sized so that every bundle fits, also on a small machine).
+worker loads them (vLLM's weight-update path on GPUs). ``ray_address`` joins a running cluster
+(``auto``: the one started on this machine with ``ray start --head``; ``RAY_ADDRESS`` works too);
+without it the run starts a local cluster of its own (sized so that every bundle fits, also on a
+small machine) and stops it at the end.
 """
 
 from __future__ import annotations
@@ -250,20 +252,17 @@ def _learners_on_gpu(config: Any) -> bool:
 
 
 def _connect(config: Any) -> bool:
-    """Join ``config.ray_address``, or a cluster this process already joined, or start a local
-    one; True when this run started it (and stops it at the end)."""
+    """Join ``config.ray_address`` (``auto``: the cluster running on this machine; or the one in
+    ``RAY_ADDRESS``), or a cluster this process already joined, or start a local one for this run
+    alone (never another run's); True when this run started it (and stops it at the end)."""
     import ray
 
     if ray.is_initialized():
         return False
-    if config.ray_address:
-        ray.init(address=config.ray_address, log_to_driver=False)
+    address = config.ray_address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
         return False
-    try:  # a cluster already running on this machine (ray start --head)
-        ray.init(address="auto", log_to_driver=False)
-        return False
-    except (ConnectionError, RuntimeError):
-        pass
     bundles = config.learner_ranks + config.rollout_workers
     ray.init(num_cpus=max(os.cpu_count() or 1, bundles), include_dashboard=False, log_to_driver=False)
     return True
