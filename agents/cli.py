@@ -275,6 +275,43 @@ def run_bench(args: SpeedSuiteArgs) -> int:
     return 1 if failures else 0
 
 
+@dataclass
+class ServeOpenEnvArgs:
+    """Serve SatoriMath as an OpenEnv environment: one session per WebSocket connection, token ids
+    both ways, a restart buffer shared by the sessions (see satori_env.integrations.openenv)."""
+
+    host: str = "127.0.0.1"
+    """address to listen on (127.0.0.1: this machine only)"""
+    port: int = 8000
+    """port to listen on"""
+    tasks: str | None = None
+    """problem source of a reset without a problem (None: procedural arithmetic, levels 1-3)"""
+    tokenizer: str | None = None
+    """the policy's tokenizer (local path or hub id; None: the shipped one)"""
+    max_new_tokens: int = 256
+    """tokens an episode may write"""
+    prompt_template: str = "compact"
+    """how problems are shown (compact, satori, or a string with {question})"""
+    max_sessions: int = 64
+    """concurrent sessions"""
+    restart: bool = True
+    """keep a restart buffer that finished episodes feed and resets may start from"""
+
+    def __post_init__(self) -> None:
+        check_fields(self, at_least={"port": 1, "max_new_tokens": 1, "max_sessions": 1}, at_most={"port": 65535})
+
+
+def run_serve_openenv(args: ServeOpenEnvArgs) -> int:
+    from satori_env.integrations.openenv import serve
+
+    print(f"SatoriMath OpenEnv server on ws://{args.host}:{args.port}/ws (Ctrl-C stops it)", flush=True)
+    serve(
+        args.host, args.port, args.max_sessions, restart=args.restart, tasks=args.tasks, tokenizer=args.tokenizer,
+        max_new_tokens=args.max_new_tokens, prompt_template=args.prompt_template,
+    )  # fmt: skip
+    return 0
+
+
 def run_train_rm(args: RewardModelArgs) -> int:
     metrics = args.run()
     print(" ".join(f"{name}={value:.4f}" for name, value in metrics.items()))
@@ -299,6 +336,7 @@ COMMANDS: dict[str, tuple[type, Callable[[Any], int]]] = {
     "train-rm": (RewardModelArgs, run_train_rm),
     "eval": (EvalArgs, run_eval),
     "bench": (SpeedSuiteArgs, run_bench),
+    "serve-openenv": (ServeOpenEnvArgs, run_serve_openenv),
 }
 
 

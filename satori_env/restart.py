@@ -87,6 +87,13 @@ class RestartState:
     reflect_status: int
     tokenizer_fingerprint: str | None = None
 
+    @property
+    def id(self) -> str:
+        """A stable id: the problem's id and a digest of the prefix and its status (a server
+        names states by it)."""
+        digest = hashlib.sha256(json.dumps([list(self.prefix), self.reflect_status]).encode()).hexdigest()[:12]
+        return f"{self.problem.id}#{digest}"
+
 
 class RestartBuffer:
     """Restart states from past trajectories, with sampling strategies and exact save/load.
