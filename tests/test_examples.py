@@ -113,3 +113,17 @@ def test_trl_grpo_example_trains_through_the_rollout(tmp_path, capsys):
     assert len(result["logs"]) == 2 and result["tokens_per_s"] > 0
     assert all("rewards/satori_reflection/mean" in log for log in result["logs"])
     assert "| 2 |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_trl_grpo_example_trains_through_an_openenv_server(tmp_path, capsys):
+    pytest.importorskip("trl")
+    pytest.importorskip("openenv")
+    from agents.models import build_model
+
+    build_model("tiny", tmp_path / "tiny", seed=0)
+    result = load("trl_grpo").main(
+        str(tmp_path / "tiny"), steps=2, batch=8, max_new_tokens=16, out=str(tmp_path / "out"), openenv="local"
+    )
+    assert len(result["logs"]) == 2 and result["tokens_per_s"] > 0
+    assert "| 2 |" in capsys.readouterr().out

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("openenv")
 
 from satori_env import SatoriMathEnv, load_problems  # noqa: E402
-from satori_env.integrations.openenv import SatoriAction, SatoriEnvClient, make_app  # noqa: E402
+from satori_env.integrations.openenv import SatoriAction, SatoriEnvClient, background_server  # noqa: E402
 from satori_env.tasks.arithmetic import write_solution  # noqa: E402
 from satori_env.tokenizer import default_tokenizer  # noqa: E402
 
@@ -24,24 +24,8 @@ PROBLEMS = load_problems("arith:train", level=2, limit=6, seed=0)
 
 @pytest.fixture(scope="module")
 def server():
-    import uvicorn
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        make_app(max_sessions=4, max_new_tokens=MAX_NEW_TOKENS), host="127.0.0.1", port=port, log_level="critical"
-    )
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not instance.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert instance.started
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(10)
+    with background_server(max_sessions=4, max_new_tokens=MAX_NEW_TOKENS) as url:
+        yield url
 
 
 def _as_dict(problem):
@@ -55,8 +39,8 @@ def _solution(problem, wrong: bool = False) -> list[int]:
     return TOKENIZER.encode(text, add_special_tokens=False) + [TOKENIZER.eos_token_id]
 
 
-def _in_process(problem, tokens, restart_state=None):
-    env = SatoriMathEnv(max_new_tokens=MAX_NEW_TOKENS, max_prompt_tokens=400)
+def _in_process(problem, tokens, restart_state=None, max_new_tokens=MAX_NEW_TOKENS):
+    env = SatoriMathEnv(max_new_tokens=max_new_tokens, max_prompt_tokens=400)
     env.reset(options={"restart_state": restart_state} if restart_state is not None else {"problem": problem})
     _, reward, _, _, info = env.step_tokens(tokens)
     return reward, info["reward_terms"]
@@ -188,3 +172,83 @@ def test_the_serve_openenv_command_serves_episodes(tmp_path):
     finally:
         server.terminate()
         server.wait(10)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from agents.models import build_model
+
+    path = tmp_path_factory.mktemp("openenv") / "tiny"
+    build_model("tiny", path, seed=0)
+    return path
+
+
+@pytest.mark.slow
+def test_grpo_steps_through_the_server_keep_the_env_semantics(tiny, tmp_path):
+    pytest.importorskip("trl")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from satori_env import RestartState
+    from satori_env.integrations.trl import SatoriRemoteRollout
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    with background_server(max_new_tokens=24) as url:
+        rollout = SatoriRemoteRollout(url, tokenizer=tokenizer, restart_prob=1.0)
+        dataset = rollout.dataset(16)
+        with SatoriEnvClient(base_url=url).sync() as client:  # a wrong start of every problem feeds the buffer
+            for problem in rollout._problems.values():
+                client.reset(problem=problem.to_dict())
+                client.step(SatoriAction(tokens=_solution(problem)[:12] + [TOKENIZER.eos_token_id]))
+        outputs = []
+
+        def recorded(prompts, trainer):
+            outputs.append(rollout(prompts, trainer))
+            return outputs[-1]
+
+        args = GRPOConfig(
+            output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=8, gradient_accumulation_steps=1,
+            num_generations=4, max_completion_length=24, temperature=1.0, learning_rate=1e-4, beta=0.0, use_cpu=True,
+            bf16=False, logging_steps=1, save_strategy="no", report_to="none", seed=0, disable_tqdm=True,
+            generation_kwargs=rollout.generation_kwargs(),
+        )  # fmt: skip
+        trainer = GRPOTrainer(
+            model=AutoModelForCausalLM.from_pretrained(tiny), args=args, processing_class=tokenizer,
+            train_dataset=dataset, rollout_func=recorded, reward_funcs=rollout.reward_funcs(),
+        )  # fmt: skip
+        trainer.train()
+        rollout.close()
+    assert len(outputs) == 2
+    reflect = tokenizer.convert_tokens_to_ids("<|reflect|>")
+    by_prompt = {tuple(TOKENIZER.encode(f"Problem: {p.question}\nSolution:")): p for p in rollout._problems.values()}
+    for output in outputs:
+        assert sum(output["satori_from_restart"]) == 8  # every group restarted
+        for i, (prompt, completion) in enumerate(zip(output["prompt_ids"], output["completion_ids"])):
+            assert prompt[-1] == reflect  # the restart prefix is in the prompt: TRL never trains on it
+            head = next(h for h in by_prompt if tuple(prompt[: len(h)]) == h)
+            state = RestartState(by_prompt[head], tuple(prompt[len(head) :]), -1)
+            _, terms = _in_process(state.problem, completion, state, max_new_tokens=24)
+            assert {name: output[f"satori_{name}"][i] for name in terms} == terms  # what the env computes
+    logged = [log for log in trainer.state.log_history if "rewards/satori_rule/mean" in log]
+    assert [log["reward"] for log in logged] == pytest.approx(
+        [sum(sum(output[f"satori_{name}"]) for name in ("rule", "reflection")) / 8 for output in outputs], abs=1e-6
+    )
+
+
+def test_a_server_with_another_tokenizer_is_refused(tmp_path):
+    pytest.importorskip("datasets")
+    from satori_env.integrations.trl import SatoriRemoteRollout
+    from satori_env.tokenizer import train_tokenizer
+
+    other = train_tokenizer(["1 + 2 = 3", "Problem: what is 4 * 5?"], vocab_size=300)
+    with background_server(max_new_tokens=8, tokenizer=other, restart=False) as url:
+        rollout = SatoriRemoteRollout(url)
+        prompts = list(rollout.dataset(1)["prompt"]) * 2
+
+        class Trainer:
+            num_generations, processing_class = 2, rollout.tokenizer
+            model = type("Model", (), {"training": True})()
+
+        with pytest.raises(ValueError, match="uses another tokenizer"):
+            rollout(prompts, Trainer())
+        rollout.close()

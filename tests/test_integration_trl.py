@@ -28,7 +28,7 @@ def tiny(tmp_path_factory):
     return path
 
 
-def _trainer(tiny, out, reward, dataset, rollout_func=None):
+def _trainer(tiny, out, reward, dataset, rollout_func=None, generation_kwargs=None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
@@ -36,6 +36,7 @@ def _trainer(tiny, out, reward, dataset, rollout_func=None):
         output_dir=str(out), max_steps=2, per_device_train_batch_size=8, gradient_accumulation_steps=1,
         num_generations=4, max_completion_length=24, temperature=1.0, learning_rate=1e-4, beta=0.0, use_cpu=True,
         bf16=False, logging_steps=1, save_strategy="no", report_to="none", seed=0, disable_tqdm=True,
+        generation_kwargs=generation_kwargs,
     )  # fmt: skip
     model = AutoModelForCausalLM.from_pretrained(tiny)
     tokenizer = AutoTokenizer.from_pretrained(tiny)
@@ -64,7 +65,7 @@ def test_grpo_steps_through_the_rollout_func_keep_the_env_semantics(tiny, tmp_pa
         outputs.append(rollout(prompts, trainer))
         return outputs[-1]
 
-    trainer = _trainer(tiny, tmp_path, rollout.reward_funcs(), dataset, recorded)
+    trainer = _trainer(tiny, tmp_path, rollout.reward_funcs(), dataset, recorded, rollout.generation_kwargs())
     trainer.train()
     assert len(outputs) == 2
     reflect = tokenizer.convert_tokens_to_ids("<|reflect|>")
@@ -128,3 +129,25 @@ def test_a_prompt_from_elsewhere_is_refused(tiny):
 
     with pytest.raises(ValueError, match="is not one of this rollout's problems"):
         rollout(["What is 1+1?", "What is 1+1?"], Trainer())
+
+
+def test_generated_padding_is_refused_with_the_fix(tiny):
+    from transformers import AutoTokenizer
+
+    rollout = SatoriRollout(tokenizer=AutoTokenizer.from_pretrained(tiny), max_new_tokens=8)
+    prompts = list(rollout.dataset(1)["prompt"]) * 2
+    pad = rollout.tokenizer.pad_token_id
+    assert rollout.generation_kwargs() == {"suppress_tokens": [pad]}
+    allowed = rollout.generation_kwargs(vllm=True)["allowed_token_ids"]
+    assert pad not in allowed and len(allowed) == len(rollout.tokenizer) - 1
+
+    class Trainer:
+        num_generations, processing_class = 2, rollout.tokenizer
+        model = type("Model", (), {"training": True})()
+
+        def _generate_single_turn(self, prompt_ids, *args):
+            eos = rollout.tokenizer.eos_token_id
+            return [[5, eos, pad], [5, pad, eos]], None  # padding after the end is fine, before it is not
+
+    with pytest.raises(ValueError, match=f"generated token id {pad} \\(padding\\).*generation_kwargs"):
+        rollout(prompts, Trainer())

@@ -1,18 +1,15 @@
-"""What the framework adapters share: where an episode starts, applying the framework's generated
-ids, and the outcome as plain numbers."""
+"""What the framework adapters share: where an episode starts and its outcome as plain numbers."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from satori_env.restart import RestartBuffer
 from satori_env.tasks import Problem
-from satori_env.tokens import cut_after_stop
 
-__all__ = ["applicable", "outcome", "start_of"]
+__all__ = ["outcome", "start_of"]
 
 
 def start_of(
@@ -26,12 +23,6 @@ def start_of(
         if state is not None:
             return {"restart_state": state}
     return {"problem": problem}
-
-
-def applicable(env: Any, ids: Sequence[int]) -> list[int]:
-    """The part of a framework's generated ``ids`` that the episode takes: through the first of
-    the env's stop tokens and within its token limit (the rest would be after the episode's end)."""
-    return env.clip_to_episode(cut_after_stop(ids, env.stop_ids))
 
 
 def outcome(reward: float, info: dict[str, Any]) -> dict[str, Any]:

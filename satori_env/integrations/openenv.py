@@ -12,7 +12,8 @@ episode feeds. The protocol is token ids both ways:
   by its id (:attr:`satori_env.RestartState.id`); the observation's ``tokens`` are the state
   (prompt and restart prefix) the policy continues, ``prompt_length`` where the problem's prompt
   ends, ``restart_states`` the ids now in the buffer for this problem.
-* ``step({"tokens": [...]})``: token ids the policy wrote (one or many, ``step_tokens``); at the
+* ``step({"tokens": [...], "clip": false})``: token ids the policy wrote (one or many,
+  ``step_tokens``; with ``clip`` only what the episode takes, as for a generated row); at the
   end ``done`` is true, ``reward`` is the episode's reward and ``result`` holds every reward term,
   the verdict, the COAT actions and the length. A bad action (a token outside the action space,
   tokens after the end, a step before a reset) is an error response; the session is unchanged.
@@ -20,7 +21,12 @@ episode feeds. The protocol is token ids both ways:
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from openenv.core import Action, EnvClient, Environment, Observation, State
@@ -32,13 +38,27 @@ from satori_env.integrations.episodes import outcome
 from satori_env.restart import RestartBuffer
 from satori_env.tasks import Problem
 
-__all__ = ["SatoriAction", "SatoriEnvClient", "SatoriObservation", "SatoriOpenEnv", "SatoriState", "make_app", "serve"]
+__all__ = [
+    "SatoriAction",
+    "SatoriEnvClient",
+    "SatoriObservation",
+    "SatoriOpenEnv",
+    "SatoriState",
+    "background_server",
+    "make_app",
+    "serve",
+]
 
 
 class SatoriAction(Action):
     """Token ids the policy wrote (applied with ``step_tokens``)."""
 
     tokens: list[int] = Field(description="token ids to append, in order")
+    clip: bool = Field(
+        default=False,
+        description="apply only what the episode takes (through the first stop token, within its limit) and drop "
+        "the rest, as generated text needs; False: tokens past the episode's end are an error",
+    )
 
 
 class SatoriObservation(Observation):
@@ -49,6 +69,7 @@ class SatoriObservation(Observation):
     problem_id: str = Field(default="", description="the problem of the episode")
     restart_states: list[str] = Field(default_factory=list, description="ids of the buffer's states of this problem")
     result: dict[str, Any] = Field(default_factory=dict, description="at the end: reward terms, verdict, actions")
+    tokenizer_fingerprint: str = Field(default="", description="the server's tokenizer (ids mean text only with it)")
 
 
 class SatoriState(State):
@@ -97,7 +118,8 @@ class SatoriOpenEnv(Environment[SatoriAction, SatoriObservation, SatoriState]):
         return self._observation(tokens)
 
     def step(self, action: SatoriAction, timeout_s: float | None = None, **kwargs: Any) -> SatoriObservation:
-        tokens, reward, terminated, truncated, info = self.env.step_tokens(action.tokens)
+        ids = self.env.clip_to_episode(action.tokens) if action.clip else action.tokens
+        tokens, reward, terminated, truncated, info = self.env.step_tokens(ids)
         self._steps += 1
         if not (terminated or truncated):
             return self._observation(tokens)
@@ -135,6 +157,7 @@ class SatoriOpenEnv(Environment[SatoriAction, SatoriObservation, SatoriState]):
             problem_id=problem.id,
             restart_states=states,
             result=result or {},
+            tokenizer_fingerprint=self.env.tokenizer_fingerprint,
         )
 
     def _restart_state(self, state_id: str):
@@ -176,9 +199,43 @@ def serve(
     uvicorn.run(make_app(max_sessions, restart, **env_kwargs), host=host, port=port, log_level="warning")
 
 
+@contextmanager
+def background_server(max_sessions: int = 64, restart: bool = True, **env_kwargs: Any) -> Iterator[str]:
+    """A server on a free loopback port in a thread of this process, for as long as the block
+    runs; yields its URL (``with background_server(max_new_tokens=96) as url: ...``)."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = make_app(max_sessions, restart, **env_kwargs)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="satori-openenv-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the OpenEnv server did not start on 127.0.0.1:{port}")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
 class SatoriEnvClient(EnvClient[SatoriAction, SatoriObservation, SatoriState]):
     """A typed OpenEnv client of the server: ``reset(...)`` and ``step(SatoriAction(tokens=...))``
     give :class:`SatoriObservation` results (``.sync()`` for a blocking client)."""
+
+    async def disconnect(self) -> None:
+        """Say goodbye and wait for the server to close the connection (closing it first races
+        the server's own close, which then logs an error)."""
+        if self._ws is not None:
+            with suppress(Exception):  # best effort, as the base client's
+                await self._send({"type": "close"})
+                await asyncio.wait_for(self._ws.wait_closed(), timeout=5)
+        await super().disconnect()
 
     def _step_payload(self, action: SatoriAction) -> dict[str, Any]:
         return action.model_dump(exclude={"metadata"})
