@@ -1,6 +1,18 @@
+import tempfile
+
 import pytest
 
 from satori_env import Verifier
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temporary_files_stay_in_pytests_directory(tmp_path_factory):
+    """Libraries that write to the system's temporary directory on their own (SB3's default
+    logger makes a folder per run) write under pytest's base directory instead."""
+    folder = tmp_path_factory.mktemp("tempfile")
+    previous, tempfile.tempdir = tempfile.tempdir, str(folder)
+    yield
+    tempfile.tempdir = previous
 
 
 @pytest.fixture(scope="session")
