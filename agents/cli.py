@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -312,6 +312,36 @@ def run_serve_openenv(args: ServeOpenEnvArgs) -> int:
     return 0
 
 
+@dataclass
+class VerlDataArgs:
+    """Write verl's training data (parquet) from satori task sources: one row per problem, run by
+    the satori_agent loop (see satori_env.integrations.verl_data)."""
+
+    out: str
+    """the parquet file to write"""
+    tasks: list[str] = field(default_factory=lambda: ["gsm8k:train"])
+    """task sources, one curriculum arm each, easiest first (a source name, or name@level)"""
+    limit: int | None = None
+    """at most this many problems per task (arithmetic: 1000 when not given)"""
+    seed: int = 0
+    """seed of procedural arithmetic"""
+    prompt_template: str = "satori"
+    """the template of the prompt column (the agent loop builds the ids with its own)"""
+
+    def __post_init__(self) -> None:
+        check_fields(self, at_least={"limit": 1, "seed": 0})
+
+
+def run_verl_data(args: VerlDataArgs) -> int:
+    import pyarrow.parquet as pq
+
+    from satori_env.integrations.verl_data import write_verl_parquet
+
+    path = write_verl_parquet(args.tasks, args.out, args.limit, args.seed, args.prompt_template)
+    print(f"{pq.read_metadata(path).num_rows} rows -> {path}")
+    return 0
+
+
 def run_train_rm(args: RewardModelArgs) -> int:
     metrics = args.run()
     print(" ".join(f"{name}={value:.4f}" for name, value in metrics.items()))
@@ -337,6 +367,7 @@ COMMANDS: dict[str, tuple[type, Callable[[Any], int]]] = {
     "eval": (EvalArgs, run_eval),
     "bench": (SpeedSuiteArgs, run_bench),
     "serve-openenv": (ServeOpenEnvArgs, run_serve_openenv),
+    "verl-data": (VerlDataArgs, run_verl_data),
 }
 
 
