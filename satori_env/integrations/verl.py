@@ -21,7 +21,8 @@
   data_config)``, ``update(batch)``): the dataset rows are drawn by a satori curriculum over
   the rows' arms, and the outcomes of each batch steer it.
 
-The loops of one verl worker process share a pool of environments and one restart buffer.
+The loops of one verl worker process share a pool of environments and one restart buffer
+(:class:`~satori_env.integrations.episodes.EpisodePool`).
 """
 
 from __future__ import annotations
@@ -37,33 +38,15 @@ from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutp
 
 from satori_env.curriculum import AdaptiveCurriculum, Curriculum, FixedMix
 from satori_env.env import SatoriMathEnv
-from satori_env.integrations.episodes import outcome, start_of
+from satori_env.integrations.episodes import EpisodePool
 from satori_env.integrations.verl_data import AGENT_NAME, problem_of
-from satori_env.restart import RestartBuffer
 from satori_env.rewards import make_reward
 from satori_env.tokenizer import tokenizer_fingerprint
 
 __all__ = ["SatoriAgentLoop", "SatoriCurriculumSampler"]
 
 
-class _Process:
-    """What the agent loops of one process share: idle environments, the restart buffer, the
-    generator of restart draws, and the ids the env accepts as actions."""
-
-    def __init__(self, make_env, restarts: bool, seed: int) -> None:
-        self.make_env = make_env
-        self.idle: list[SatoriMathEnv] = [make_env()]
-        probe = self.idle[0]
-        self.buffer = RestartBuffer(probe.tokenizer, max_prefix_tokens=probe.max_new_tokens + 1) if restarts else None
-        self.rng = np.random.default_rng(seed)
-        # the env's actions: never the padding token, nor ids of the model's vocabulary past the tokenizer's
-        self.allowed_ids = np.flatnonzero(probe.action_masks()).tolist()
-
-    def acquire(self) -> SatoriMathEnv:
-        return self.idle.pop() if self.idle else self.make_env()
-
-
-_PROCESSES: dict[tuple, _Process] = {}
+_POOLS: dict[tuple, EpisodePool] = {}  # the loops of one process share their settings' pool
 
 
 class SatoriAgentLoop(AgentLoopBase):
@@ -86,71 +69,50 @@ class SatoriAgentLoop(AgentLoopBase):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        if not 0 <= restart_prob <= 1:
-            raise ValueError(f"restart_prob must be in [0, 1], got {restart_prob}")
-        self.restart_prob = float(restart_prob)
-        self.reward = make_reward(reward, bonus_scale=bonus_scale)
-        settings = (prompt_template, self.rollout_config.prompt_length, self.rollout_config.response_length)
-        key = (tokenizer_fingerprint(self.tokenizer), *settings, repr(reward), bonus_scale, self.restart_prob > 0)
-        if key not in _PROCESSES:
-            _PROCESSES[key] = _Process(
+        prompt_length, response_length = self.rollout_config.prompt_length, self.rollout_config.response_length
+        key = (tokenizer_fingerprint(self.tokenizer), prompt_template, prompt_length, response_length)
+        key += (repr(reward), bonus_scale, restart_prob)
+        if key not in _POOLS:
+            spec = make_reward(reward, bonus_scale=bonus_scale)
+            _POOLS[key] = EpisodePool(
                 lambda: SatoriMathEnv(
                     tokenizer=self.tokenizer,
                     prompt_template=prompt_template,
-                    max_prompt_tokens=settings[1],
-                    max_new_tokens=settings[2],
-                    reward=self.reward,
+                    max_prompt_tokens=prompt_length,
+                    max_new_tokens=response_length,
+                    reward=spec,
                 ),
-                restarts=self.restart_prob > 0,
+                restart_prob=restart_prob,
                 seed=int(self.rollout_config.seed),
             )
-        self.shared = _PROCESSES[key]
+        self.pool = _POOLS[key]
 
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
         extra_info = dict(kwargs.get("extra_info") or {})
         problem = problem_of(extra_info)
-        env = self.shared.acquire()
-        try:
-            start = start_of(problem, self.shared.buffer, self.restart_prob, self.shared.rng)
-            env.reset(options=start)
-            prompt_ids = env.tokens.tolist()
-            params = {**sampling_params, "max_tokens": env.tokens_left, "allowed_token_ids": self.shared.allowed_ids}
+        timing: dict[str, float] = {}
+        preempted: list[int] = []
+
+        async def generate(prompt_ids: list[int], max_tokens: int, allowed_ids: list[int]):
+            params = {**sampling_params, "max_tokens": max_tokens, "allowed_token_ids": allowed_ids}
             started = time.perf_counter()
             output = await self.server_manager.generate(
                 request_id=uuid4().hex, prompt_ids=prompt_ids, sampling_params=params
             )
-            generate_seconds = time.perf_counter() - started
-            response_ids = env.clip_to_episode(output.token_ids)
-            # the verifier may take a while: off the event loop the other trajectories run on
-            _, reward, terminated, truncated, info = await self.loop.run_in_executor(
-                None, env.step_tokens, response_ids
-            )
-            if not (terminated or truncated):
-                raise RuntimeError(
-                    f"the server returned {len(output.token_ids)} tokens without a stop token, short of the "
-                    f"episode's {len(response_ids) + env.tokens_left} (stop reason {output.stop_reason!r})"
-                )
-            if self.shared.buffer is not None:
-                self.shared.buffer.add(info["trajectory"])
-        finally:
-            self.shared.idle.append(env)
-        result = outcome(reward, info)
-        reward_extra_info = {f"satori_{name}": value for name, value in result["reward_terms"].items()}
-        reward_extra_info.update(
-            {f"satori_{action}": float(count) for action, count in result["actions"].items()},
-            satori_correct=float(result["correct"]),
-            satori_from_restart=float(result["from_restart"]),
-            satori_arm=str(extra_info.get("arm", problem.source)),
-        )
-        log_probs = list(output.log_probs[: len(response_ids)]) if output.log_probs else None
+            timing["generate_sequences"] = time.perf_counter() - started
+            preempted.append(output.num_preempted if output.num_preempted is not None else -1)
+            return output.token_ids, output.log_probs or None
+
+        played = await self.pool.play(problem, generate)
+        reward_extra_info = {**played.columns(), "satori_arm": str(extra_info.get("arm", problem.source))}
         return AgentLoopOutput(
-            prompt_ids=prompt_ids,
-            response_ids=response_ids,
-            response_mask=[1] * len(response_ids),
-            response_logprobs=log_probs,
-            reward_score=float(reward),
+            prompt_ids=played.prompt_ids,
+            response_ids=played.response_ids,
+            response_mask=[1] * len(played.response_ids),
+            response_logprobs=played.logprobs,
+            reward_score=played.reward,
             num_turns=2,
-            metrics={"generate_sequences": generate_seconds, "num_preempted": output.num_preempted or -1},
+            metrics={**timing, "num_preempted": preempted[0]},
             extra_fields={"reward_extra_info": reward_extra_info, "turn_scores": [], "tool_rewards": []},
         )
 
