@@ -20,3 +20,13 @@ def verifier():
     """One warm worker pool shared by the tests that do not need a pool of their own."""
     with Verifier(timeout=1.0, workers=2) as shared:
         yield shared
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny random Llama-style policy saved as a local checkpoint (seed 0); read it, never write it."""
+    from agents.models import build_model
+
+    path = tmp_path_factory.mktemp("checkpoints") / "tiny"
+    build_model("tiny", path, seed=0)
+    return path

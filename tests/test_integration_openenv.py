@@ -174,17 +174,8 @@ def test_the_serve_openenv_command_serves_episodes(tmp_path):
         server.wait(10)
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from agents.models import build_model
-
-    path = tmp_path_factory.mktemp("openenv") / "tiny"
-    build_model("tiny", path, seed=0)
-    return path
-
-
 @pytest.mark.slow
-def test_grpo_steps_through_the_server_keep_the_env_semantics(tiny, tmp_path):
+def test_grpo_steps_through_the_server_keep_the_env_semantics(tiny_checkpoint, tmp_path):
     pytest.importorskip("trl")
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
@@ -192,7 +183,7 @@ def test_grpo_steps_through_the_server_keep_the_env_semantics(tiny, tmp_path):
     from satori_env import RestartState
     from satori_env.integrations.trl import SatoriRemoteRollout
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
     with background_server(max_new_tokens=24) as url:
         rollout = SatoriRemoteRollout(url, tokenizer=tokenizer, restart_prob=1.0)
         dataset = rollout.dataset(16)
@@ -213,7 +204,7 @@ def test_grpo_steps_through_the_server_keep_the_env_semantics(tiny, tmp_path):
             generation_kwargs=rollout.generation_kwargs(),
         )  # fmt: skip
         trainer = GRPOTrainer(
-            model=AutoModelForCausalLM.from_pretrained(tiny), args=args, processing_class=tokenizer,
+            model=AutoModelForCausalLM.from_pretrained(tiny_checkpoint), args=args, processing_class=tokenizer,
             train_dataset=dataset, rollout_func=recorded, reward_funcs=rollout.reward_funcs(),
         )  # fmt: skip
         trainer.train()

@@ -62,15 +62,6 @@ class ScriptedEngine:
         return SimpleNamespace(outputs=[output])
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from agents.models import build_model
-
-    path = tmp_path_factory.mktemp("openrlhf") / "tiny"
-    build_model("tiny", path, seed=0)
-    return path
-
-
 def _agent_file_executor(max_new_tokens):
     """``AgentExecutor`` from examples/openrlhf_agent.py, loaded as OpenRLHF's vLLM actor loads it."""
     spec = importlib.util.spec_from_file_location("agent_module", EXAMPLES / "openrlhf_agent.py")
@@ -92,11 +83,11 @@ def _experience(response):
     return SamplesGenerator._process_response_into_experience(None, response, max_len=1024)
 
 
-def test_the_executor_keeps_the_env_semantics_through_openrlhfs_experience(tiny, tmp_path):
+def test_the_executor_keeps_the_env_semantics_through_openrlhfs_experience(tiny_checkpoint, tmp_path):
     from datasets import load_dataset
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
     data = write_verl_parquet(["arith:train@1"], tmp_path / "train.parquet", limit=4)
     rows = list(load_dataset("parquet", data_files=str(data), split="train"))
     samples = [preprocess_data(row, input_key="prompt", label_key="extra_info") for row in rows]
@@ -145,10 +136,10 @@ def test_the_executor_keeps_the_env_semantics_through_openrlhfs_experience(tiny,
     assert params.max_tokens == MAX_NEW_TOKENS and tokenizer.pad_token_id not in params.allowed_token_ids
 
 
-def test_a_max_length_that_cuts_episodes_short_is_refused(tiny, tmp_path):
+def test_a_max_length_that_cuts_episodes_short_is_refused(tiny_checkpoint, tmp_path):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
     data = write_verl_parquet(["arith:train@1"], tmp_path / "train.parquet", limit=1)
     import pyarrow.parquet as pq
 

@@ -19,16 +19,7 @@ pytestmark = pytest.mark.slow
 os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from agents.models import build_model
-
-    path = tmp_path_factory.mktemp("trl") / "tiny"
-    build_model("tiny", path, seed=0)
-    return path
-
-
-def _trainer(tiny, out, reward, dataset, rollout_func=None, generation_kwargs=None):
+def _trainer(tiny_checkpoint, out, reward, dataset, rollout_func=None, generation_kwargs=None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
@@ -38,18 +29,18 @@ def _trainer(tiny, out, reward, dataset, rollout_func=None, generation_kwargs=No
         bf16=False, logging_steps=1, save_strategy="no", report_to="none", seed=0, disable_tqdm=True,
         generation_kwargs=generation_kwargs,
     )  # fmt: skip
-    model = AutoModelForCausalLM.from_pretrained(tiny)
-    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    model = AutoModelForCausalLM.from_pretrained(tiny_checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
     return GRPOTrainer(
         model=model, reward_funcs=reward, args=args, train_dataset=dataset, processing_class=tokenizer,
         rollout_func=rollout_func,
     )  # fmt: skip
 
 
-def test_grpo_steps_through_the_rollout_func_keep_the_env_semantics(tiny, tmp_path):
+def test_grpo_steps_through_the_rollout_func_keep_the_env_semantics(tiny_checkpoint, tmp_path):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
     rollout = SatoriRollout(tasks="arith:train", tokenizer=tokenizer, restart_prob=1.0, max_new_tokens=24)
     dataset = rollout.dataset(32)
     # a right and a wrong finished trajectory of every problem (the first steps of its solution,
@@ -65,7 +56,9 @@ def test_grpo_steps_through_the_rollout_func_keep_the_env_semantics(tiny, tmp_pa
         outputs.append(rollout(prompts, trainer))
         return outputs[-1]
 
-    trainer = _trainer(tiny, tmp_path, rollout.reward_funcs(), dataset, recorded, rollout.generation_kwargs())
+    trainer = _trainer(
+        tiny_checkpoint, tmp_path, rollout.reward_funcs(), dataset, recorded, rollout.generation_kwargs()
+    )
     trainer.train()
     assert len(outputs) == 2
     reflect = tokenizer.convert_tokens_to_ids("<|reflect|>")
@@ -98,7 +91,7 @@ def _state_of(rollout, tokenizer, prompt_ids) -> RestartState:
     raise AssertionError("no restart state gives these prompt ids")
 
 
-def test_plain_reward_functions_on_trls_own_generation(tiny, tmp_path):
+def test_plain_reward_functions_on_trls_own_generation(tiny_checkpoint, tmp_path):
     from datasets import Dataset
 
     from satori_env import load_problems
@@ -112,16 +105,16 @@ def test_plain_reward_functions_on_trls_own_generation(tiny, tmp_path):
     right = [write_solution(p) for p in problems[:2]]
     assert functions[0](completions=right, answer=[p.answer for p in problems[:2]]) == [0.0, 0.0]
     assert functions[0](completions=["\\boxed{-7}"], answer=["3"]) == [-1.0]
-    trainer = _trainer(tiny, tmp_path, functions, dataset)
+    trainer = _trainer(tiny_checkpoint, tmp_path, functions, dataset)
     trainer.train()
     logged = [log for log in trainer.state.log_history if "rewards/satori_rule/mean" in log]
     assert len(logged) == 2 and all(log["rewards/satori_reflection/mean"] == 0 for log in logged)
 
 
-def test_a_prompt_from_elsewhere_is_refused(tiny):
+def test_a_prompt_from_elsewhere_is_refused(tiny_checkpoint):
     from transformers import AutoTokenizer
 
-    rollout = SatoriRollout(tokenizer=AutoTokenizer.from_pretrained(tiny))
+    rollout = SatoriRollout(tokenizer=AutoTokenizer.from_pretrained(tiny_checkpoint))
 
     class Trainer:
         num_generations, processing_class = 2, rollout.tokenizer
@@ -131,10 +124,10 @@ def test_a_prompt_from_elsewhere_is_refused(tiny):
         rollout(["What is 1+1?", "What is 1+1?"], Trainer())
 
 
-def test_generated_padding_is_refused_with_the_fix(tiny):
+def test_generated_padding_is_refused_with_the_fix(tiny_checkpoint):
     from transformers import AutoTokenizer
 
-    rollout = SatoriRollout(tokenizer=AutoTokenizer.from_pretrained(tiny), max_new_tokens=8)
+    rollout = SatoriRollout(tokenizer=AutoTokenizer.from_pretrained(tiny_checkpoint), max_new_tokens=8)
     prompts = list(rollout.dataset(1)["prompt"]) * 2
     pad = rollout.tokenizer.pad_token_id
     assert rollout.generation_kwargs() == {"suppress_tokens": [pad]}

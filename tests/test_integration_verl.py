@@ -31,21 +31,12 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "verl"
 RESPONSE_LENGTH = 32
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from agents.models import build_model
-
-    path = tmp_path_factory.mktemp("verl") / "tiny"
-    build_model("tiny", path, seed=0)
-    return path
-
-
-def _config(tiny, data, agent_yaml, *overrides):
+def _config(tiny_checkpoint, data, agent_yaml, *overrides):
     with initialize_config_dir(config_dir=str(EXAMPLES), version_base=None):
         return compose(
             config_name="satori_ppo",
             overrides=[
-                f"actor_rollout_ref.model.path={tiny}",
+                f"actor_rollout_ref.model.path={tiny_checkpoint}",
                 f"data.train_files={data}",
                 f"data.val_files={data}",
                 "data.max_prompt_length=256",
@@ -86,7 +77,7 @@ def _reference(tokenizer, problem, response, restart=None):
     return prompt, reward, info
 
 
-def test_the_agent_loop_in_verls_worker_keeps_the_env_semantics(tiny, tmp_path):
+def test_the_agent_loop_in_verls_worker_keeps_the_env_semantics(tiny_checkpoint, tmp_path):
     from transformers import AutoTokenizer
 
     data = write_verl_parquet(["arith:train@1"], tmp_path / "train.parquet", limit=4)
@@ -94,8 +85,8 @@ def test_the_agent_loop_in_verls_worker_keeps_the_env_semantics(tiny, tmp_path):
     agent_yaml.write_text(
         (EXAMPLES / "satori_agent.yaml").read_text().replace("restart_prob: 0.5", "restart_prob: 1.0")
     )
-    config = _config(tiny, data, agent_yaml)
-    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    config = _config(tiny_checkpoint, data, agent_yaml)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
     dataset = create_rl_dataset(config.data.train_files, config.data, tokenizer, None)
     problems = [problem_of(dataset.dataframe[i]["extra_info"]) for i in range(len(dataset))]
     server = ScriptedServer(tokenizer, problems, right={problems[0].id, problems[2].id})
@@ -135,8 +126,8 @@ def test_the_agent_loop_in_verls_worker_keeps_the_env_semantics(tiny, tmp_path):
     assert sorted(extra["satori_reflection"]) == pytest.approx([-0.5, -0.5, 0.5, 0.5])
 
 
-def test_the_satori_config_composes_with_verls_defaults(tiny, tmp_path):
-    config = _config(tiny, tmp_path / "train.parquet", EXAMPLES / "satori_agent.yaml")
+def test_the_satori_config_composes_with_verls_defaults(tiny_checkpoint, tmp_path):
+    config = _config(tiny_checkpoint, tmp_path / "train.parquet", EXAMPLES / "satori_agent.yaml")
     satori = {  # the release's train.sh
         "actor_rollout_ref.actor.optim.lr": 2e-7,
         "critic.optim.lr": 5e-6,
@@ -157,7 +148,7 @@ def test_the_satori_config_composes_with_verls_defaults(tiny, tmp_path):
         for part in key.split("."):
             node = node[part]
         assert node == value, key
-    assert config.critic.model.path == str(tiny)
+    assert config.critic.model.path == str(tiny_checkpoint)
     script = (EXAMPLES.parent / "verl_satori_ppo.sh").read_text()
     assert "--config-name satori_ppo" in script and re.search(r"satori verl-data --tasks \S+ --out", script)
 
@@ -172,14 +163,16 @@ def _outcomes(arms, correct, restarted):
     )
 
 
-def test_the_curriculum_sampler_follows_the_outcomes_and_resumes(tiny, tmp_path):
+def test_the_curriculum_sampler_follows_the_outcomes_and_resumes(tiny_checkpoint, tmp_path):
     from transformers import AutoTokenizer
 
     from satori_env.integrations.verl import SatoriCurriculumSampler
 
     data = write_verl_parquet(["arith:train@1", "arith:train@2"], tmp_path / "train.parquet", limit=6)
-    config = _config(tiny, data, EXAMPLES / "satori_agent.yaml")
-    dataset = create_rl_dataset(config.data.train_files, config.data, AutoTokenizer.from_pretrained(tiny), None)
+    config = _config(tiny_checkpoint, data, EXAMPLES / "satori_agent.yaml")
+    dataset = create_rl_dataset(
+        config.data.train_files, config.data, AutoTokenizer.from_pretrained(tiny_checkpoint), None
+    )
     with open_dict(config):
         config.data.sampler = {"curriculum": "adaptive", "options": {"window": 8, "min_episodes": 8}, "seed": 1}
     sampler = SatoriCurriculumSampler(dataset, config.data)
