@@ -243,3 +243,25 @@ def test_a_server_with_another_tokenizer_is_refused(tmp_path):
         with pytest.raises(ValueError, match="uses another tokenizer"):
             rollout(prompts, Trainer())
         rollout.close()
+
+
+@pytest.mark.parametrize(
+    "path, body, code, message",
+    [
+        ("/step", {"action": {"tokens": [5]}}, 409, "call reset\\(\\) first \\(episodes are sessions: use /ws\\)"),
+        ("/reset", {"restart_state": "nope"}, 400, "no restart state 'nope'"),
+    ],
+)
+def test_http_requests_without_a_session_get_a_clear_refusal(server, path, body, code, message):
+    import json
+    import re
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        server + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as refusal:
+        urllib.request.urlopen(request, timeout=30)
+    assert refusal.value.code == code
+    assert re.search(message, json.loads(refusal.value.read())["detail"])

@@ -17,6 +17,9 @@ episode feeds. The protocol is token ids both ways:
   end ``done`` is true, ``reward`` is the episode's reward and ``result`` holds every reward term,
   the verdict, the COAT actions and the length. A bad action (a token outside the action space,
   tokens after the end, a step before a reset) is an error response; the session is unchanged.
+
+OpenEnv's stateless HTTP endpoints build a fresh environment per request, so a ``/step`` over
+HTTP has no session: it is answered 409 (use the WebSocket).
 """
 
 from __future__ import annotations
@@ -187,7 +190,17 @@ def make_app(max_sessions: int = 64, restart: bool = True, **env_kwargs: Any):
     def session() -> SatoriOpenEnv:
         return SatoriOpenEnv(buffer=buffer, lock=lock, **settings)
 
-    return create_fastapi_app(session, SatoriAction, SatoriObservation, max_concurrent_envs=max_sessions)
+    app = create_fastapi_app(session, SatoriAction, SatoriObservation, max_concurrent_envs=max_sessions)
+
+    async def refused(request, error: Exception):  # bad input over HTTP: a clear 4xx, not a server error
+        from fastapi.responses import JSONResponse
+
+        code = 409 if isinstance(error, RuntimeError) else 400
+        return JSONResponse(status_code=code, content={"detail": f"{error} (episodes are sessions: use /ws)"})
+
+    app.add_exception_handler(ValueError, refused)
+    app.add_exception_handler(RuntimeError, refused)
+    return app
 
 
 def serve(
