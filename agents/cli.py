@@ -154,6 +154,9 @@ class SynthArgs:
     """weight of demonstrations that reflect on a wrong step and explore its fix"""
     explore: float = 0.15
     """weight of demonstrations that answer wrong, reflect, find the slip and explore to the right answer"""
+    cot: bool = False
+    """plain chain of thought instead (the baseline without meta-actions): the same problems, clean solutions
+    whose steps are separated by newlines"""
     seed: int = 0
     """seed of everything"""
 
@@ -178,6 +181,7 @@ def run_synth(args: SynthArgs) -> int:
         mix={"clean": args.clean, "confirm": args.confirm, "fix": args.fix, "explore": args.explore},
         levels=args.levels,
         seed=args.seed,
+        cot=args.cot,
     )
     write_demos(demos, args.out)
     print(f"{report.summary()}; wrote {args.out}")

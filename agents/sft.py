@@ -9,6 +9,10 @@ and cosine decay; bf16 autocast where the device has it; gradient-norm clipping.
 (atomic; model, optimiser, scheduler, RNG and data position) every ``checkpoint_every`` steps,
 ``--resume`` continues from the newest one exactly; TensorBoard logs in ``OUT/tb``; the final
 model in ``OUT/model``, evaluated greedily on held-out procedural problems.
+
+``--validation N`` holds N demonstrations out and logs their loss every ``validate_every``
+steps; with ``--patience P`` training stops after P validations without a new best, and
+``OUT/model`` is the best one (early stopping).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from agents.models import load_policy, save_policy
 from satori_env.atomic import atomic_write
 from satori_env.coat import get_template
 
-__all__ = ["Example", "SFTArgs", "bucket_batches", "tokenize_demos", "train_sft"]
+__all__ = ["Example", "SFTArgs", "bucket_batches", "split_validation", "tokenize_demos", "train_sft", "validation_loss"]
 
 IGNORE = -100  # label of a token the loss skips (PyTorch's cross-entropy convention)
 
@@ -146,6 +150,15 @@ class SFTArgs:
     """bf16 autocast where the device supports it"""
     checkpoint_every: int = 250
     """steps between checkpoints"""
+    validation: int = 0
+    """demonstrations held out (drawn by the seed) for a validation loss every validate_every steps (0: none)"""
+    validate_every: int = 100
+    """steps between validation losses"""
+    max_minutes: float = 0.0
+    """stop after this many minutes of training, wherever the schedule is (0: no limit)"""
+    patience: int = 0
+    """early stopping: stop after this many validations without a new best loss, and keep the best weights
+    (OUT/best); 0: run all steps (the final model is then the last one)"""
     resume: bool = False
     """continue from the newest checkpoint in OUT"""
     eval_per_level: int = 200
@@ -178,6 +191,10 @@ class SFTArgs:
                 "weight_decay": 0,
                 "max_length": 2,
                 "checkpoint_every": 1,
+                "validation": 0,
+                "validate_every": 1,
+                "patience": 0,
+                "max_minutes": 0,
                 "eval_per_level": 0,
                 "eval_repair_per_level": 0,
                 "eval_max_new_tokens": 1,
@@ -189,6 +206,8 @@ class SFTArgs:
             subsets={"eval_levels": sorted(LEVELS)},
         )
         get_template(self.prompt_template)
+        if self.patience and not self.validation:
+            raise ValueError("--patience needs held-out demonstrations: set --validation N (e.g. 500)")
 
 
 def train_sft(args: SFTArgs) -> dict[str, Any]:
@@ -200,18 +219,24 @@ def train_sft(args: SFTArgs) -> dict[str, Any]:
     device = choose_device(args.device)
     model, tokenizer = load_policy(args.model, device=args.device)
     examples = tokenize_demos(read_demos(args.data), tokenizer, args.prompt_template, args.max_length)
-    if not examples:
-        raise ValueError(f"{args.data} holds no demonstration of at most {args.max_length} tokens")
+    if len(examples) <= args.validation:
+        raise ValueError(
+            f"{args.data} holds {len(examples)} demonstrations of at most {args.max_length} tokens, not more than "
+            f"--validation {args.validation}"
+        )
+    examples, held_out = split_validation(examples, args.validation, args.seed)
     lengths = [padded_length(len(e.input_ids)) for e in examples]
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.95))
     scheduler = warmup_cosine(optimizer, args.warmup, args.steps, args.min_lr_ratio)
 
     step, epoch, position = 0, 0, 0
+    validation = {"best_loss": math.inf, "best_step": 0, "stale": 0, "history": []}
     clean_partial_writes(out)
     checkpoint = latest_checkpoint(out) if args.resume else None
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, model, {"adamw": optimizer}, {"schedule": scheduler})
         step, epoch, position = state["step"], state["epoch"], state["position"]
+        validation = state.get("validation", validation)
     batches = bucket_batches(lengths, args.batch_tokens, args.seed + epoch)
 
     from torch.utils.tensorboard import SummaryWriter
@@ -219,7 +244,7 @@ def train_sft(args: SFTArgs) -> dict[str, Any]:
     writer = SummaryWriter(str(out / "tb"))
     model.train()
     bar = tqdm(total=args.steps, initial=step, desc="format tuning", disable=not args.progress)
-    started, tokens_seen, last_loss = time.perf_counter(), 0, float("nan")
+    started, tokens_seen, last_loss, stop_reason = time.perf_counter(), 0, float("nan"), "schedule end"
     while step < args.steps:
         if position >= len(batches):
             epoch, position = epoch + 1, 0
@@ -244,6 +269,22 @@ def train_sft(args: SFTArgs) -> dict[str, Any]:
             writer.add_scalar("train/loss", last_loss, step)
             writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
             writer.add_scalar("perf/tokens_per_s", tokens_seen / max(elapsed, 1e-9), step)
+        if held_out and step % args.validate_every == 0:
+            loss_now = validation_loss(model, held_out, tokenizer.pad_token_id, args.batch_tokens, device, args.bf16)
+            writer.add_scalar("validation/loss", loss_now, step)
+            validation["history"].append([step, loss_now])
+            if loss_now < validation["best_loss"]:
+                validation.update(best_loss=loss_now, best_step=step, stale=0)
+                if args.patience:
+                    save_policy(model, tokenizer, out / "best", args.prompt_template)
+            else:
+                validation["stale"] += 1
+            if args.patience and validation["stale"] >= args.patience:
+                stop_reason = "early stopping"  # the best weights are in OUT/best
+                break
+        if args.max_minutes and time.perf_counter() - started >= 60 * args.max_minutes:
+            stop_reason = "time limit"
+            break
         if step % args.checkpoint_every == 0 and step < args.steps:
             save_checkpoint(
                 out,
@@ -252,14 +293,18 @@ def train_sft(args: SFTArgs) -> dict[str, Any]:
                 tokenizer,
                 {"adamw": optimizer},
                 {"schedule": scheduler},
-                {"epoch": epoch, "position": position},
+                {"epoch": epoch, "position": position, "validation": validation},
             )
     bar.close()
     train_seconds = time.perf_counter() - started
 
+    if args.patience and validation["best_step"]:
+        model, tokenizer = load_policy(str(out / "best"), device=args.device)
     save_policy(model, tokenizer, out / "model", args.prompt_template)
     metrics: dict[str, Any] = {
         "steps": step,
+        "stop_reason": stop_reason,
+        "validation": validation if held_out else None,
         "final_loss": last_loss,
         "train_seconds": train_seconds,
         "tokens_per_s": tokens_seen / max(train_seconds, 1e-9),
@@ -273,6 +318,27 @@ def train_sft(args: SFTArgs) -> dict[str, Any]:
     writer.close()
     atomic_write(out / "metrics.json", json.dumps({**metrics, "args": asdict(args)}, indent=2).encode())
     return metrics
+
+
+def split_validation(examples: list[Example], count: int, seed: int) -> tuple[list[Example], list[Example]]:
+    """``count`` examples drawn by ``seed`` held out for validation, and the rest (in order)."""
+    held = set(random.Random(seed).sample(range(len(examples)), count)) if count else set()
+    return [e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held]
+
+
+@torch.no_grad()
+def validation_loss(model, examples: Sequence[Example], pad_id: int, batch_tokens: int, device, bf16: bool) -> float:
+    """Mean loss per trained token over ``examples`` (the model left in training mode)."""
+    model.eval()
+    total, tokens = 0.0, 0
+    for indices in bucket_batches([padded_length(len(e.input_ids)) for e in examples], batch_tokens, seed=0):
+        batch = {k: v.to(device) for k, v in _collate([examples[i] for i in indices], pad_id).items()}
+        count = int((batch["labels"][:, 1:] != IGNORE).sum())
+        with autocast(device, bf16):
+            total += float(model(**batch).loss) * count
+        tokens += count
+    model.train()
+    return total / max(tokens, 1)
 
 
 def evaluate_format_tuning(model, tokenizer, args: SFTArgs) -> dict[str, dict[str, float]]:

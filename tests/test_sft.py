@@ -120,3 +120,20 @@ def test_format_tuning_learns_and_reports(setup):
     held_out = metrics["eval"]["held_out"]
     assert held_out["n"] == 8 and 0.0 <= held_out["well_formed"] <= 1.0
     assert set(metrics["eval"]) == {"held_out", "repair_after_slip", "repair_after_wrong_answer"}
+
+
+def test_early_stopping_keeps_the_weights_of_the_best_validation_loss(setup):
+    args = _args(setup, "early", steps=400, lr=1e-2, validation=60, validate_every=5, patience=3, checkpoint_every=1000)
+    metrics = train_sft(args)
+    history = metrics["validation"]["history"]
+    losses = [loss for _, loss in history]
+    best = min(range(len(losses)), key=losses.__getitem__)
+    assert metrics["stop_reason"] == "early stopping" and metrics["steps"] < 400
+    assert metrics["validation"]["best_step"] == history[best][0] and len(history) == best + 1 + 3  # 3 stale, then stop
+    assert all(loss >= losses[best] for loss in losses[best:])
+    from safetensors.torch import load_file
+
+    final, kept = _weights(setup / "early"), load_file(str(setup / "early" / "best" / "model.safetensors"))
+    assert all(torch.equal(final[k], kept[k]) for k in final)  # OUT/model is the best weights, not the last
+    with pytest.raises(ValueError, match="--patience needs held-out demonstrations: set --validation"):
+        _args(setup, "bad", patience=2)

@@ -162,3 +162,16 @@ def test_files_round_trip_and_bad_lines_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"bad.jsonl:1: not a demonstration"):
         read_demos(tmp_path / "bad.jsonl")
     assert isinstance(demos[0], Demonstration)
+
+
+def test_chain_of_thought_demonstrations_solve_the_same_problems_without_meta_actions():
+    from satori_env.coat import META_ACTIONS
+
+    coat, _ = synthesize(40, levels=(1, 2, 3), seed=5)
+    cot, report = synthesize(40, levels=(1, 2, 3), seed=5, cot=True)
+    assert [d.problem for d in cot] == [d.problem for d in coat] and report.dropped == 0
+    assert {d.kind for d in cot} == {"cot"} and any(d.kind != "clean" for d in coat)
+    for demo in cot:
+        assert not any(token in demo.text for token in META_ACTIONS.values())
+        assert all(trained for _, trained in demo.segments)  # no injected slip to skip
+        assert demo.text.strip().endswith(f"\\boxed{{{demo.problem.answer}}}.")

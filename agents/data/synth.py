@@ -51,6 +51,7 @@ __all__ = [
     "arithmetic_demo",
     "gsm8k_demo",
     "injected_prefix",
+    "plain_chain_of_thought",
     "read_demos",
     "synthesize",
     "write_demos",
@@ -284,6 +285,7 @@ def synthesize(
     levels: Sequence[int] = (1, 2, 3),
     seed: int = 0,
     verifier: Verifier | None = None,
+    cot: bool = False,
 ) -> tuple[list[Demonstration], SynthesisReport]:
     """``n`` demonstrations (fewer if the verifier drops some).
 
@@ -294,6 +296,8 @@ def synthesize(
         levels: arithmetic levels.
         seed: everything is deterministic under it.
         verifier: checks each final answer (default: a private pool).
+        cot: plain chain of thought instead (the baseline without meta-actions): the same
+            problems, each a clean solution whose steps are separated by newlines.
     """
     sources = dict(sources or {"arith": 1.0})
     if set(sources) - {"arith", "gsm8k"} or min(sources.values()) < 0 or sum(sources.values()) <= 0:
@@ -310,6 +314,8 @@ def synthesize(
             demos.append(gsm8k_demo(rng.choice(gsm8k), kind, rng))
         else:
             demos.append(arithmetic_demo(arithmetic.sample(rng), kind, rng))
+    if cot:
+        demos = [plain_chain_of_thought(demo) for demo in demos]
     own = verifier is None
     verifier = verifier or Verifier()
     try:
@@ -326,6 +332,15 @@ def synthesize(
         else:
             report.dropped += 1
     return kept, report
+
+
+def plain_chain_of_thought(demo: Demonstration) -> Demonstration:
+    """The clean solution of ``demo``'s problem with its steps separated by newlines: no
+    meta-action, no reflection."""
+    make = gsm8k_demo if demo.problem.source.startswith("gsm8k") else arithmetic_demo
+    clean = make(demo.problem, "clean", random.Random(0))
+    segments = tuple((text.replace(CONTINUE, "\n"), trained) for text, trained in clean.segments)
+    return Demonstration(demo.problem, "cot", segments)
 
 
 def write_demos(demos: Iterable[Demonstration], path: str | Path) -> None:
