@@ -155,7 +155,8 @@ class SFTArgs:
     validate_every: int = 100
     """steps between validation losses"""
     max_minutes: float = 0.0
-    """stop after this many minutes of training, wherever the schedule is (0: no limit)"""
+    """stop after this many minutes of training in this process, wherever the schedule is, with a checkpoint
+    that --resume continues from (0: no limit)"""
     patience: int = 0
     """early stopping: stop after this many validations without a new best loss, and keep the best weights
     (OUT/best); 0: run all steps (the final model is then the last one)"""
@@ -239,6 +240,10 @@ def train_sft(args: SFTArgs) -> dict[str, Any]:
         validation = state.get("validation", validation)
     batches = bucket_batches(lengths, args.batch_tokens, args.seed + epoch)
 
+    def save(at: int) -> None:
+        progress = {"epoch": epoch, "position": position, "validation": validation}
+        save_checkpoint(out, at, model, tokenizer, {"adamw": optimizer}, {"schedule": scheduler}, progress)
+
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(out / "tb"))
@@ -286,15 +291,9 @@ def train_sft(args: SFTArgs) -> dict[str, Any]:
             stop_reason = "time limit"
             break
         if step % args.checkpoint_every == 0 and step < args.steps:
-            save_checkpoint(
-                out,
-                step,
-                model,
-                tokenizer,
-                {"adamw": optimizer},
-                {"schedule": scheduler},
-                {"epoch": epoch, "position": position, "validation": validation},
-            )
+            save(step)
+    if stop_reason != "schedule end":  # --resume (e.g. with --patience 0) continues from here exactly
+        save(step)
     bar.close()
     train_seconds = time.perf_counter() - started
 

@@ -362,8 +362,8 @@ def train_loop(config: TrainConfig, run: Any) -> dict[str, Any]:
         history.append(metrics)
         bar.update(1)
         bar.set_postfix(acc=f"{metrics['rollout/accuracy']:.2f}", reward=f"{metrics['reward/total']:.2f}")
-        if iteration % config.checkpoint_every == 0 and iteration < config.iterations:
-            run.save_checkpoint(out, iteration, {"before": before, "history": history})
+        if iteration % config.checkpoint_every == 0 or iteration == config.iterations:  # the last one too:
+            run.save_checkpoint(out, iteration, {"before": before, "history": history})  # --resume may extend the run
     bar.close()
     run.save_final(out)
     after = run.evaluate(eval_problems)

@@ -1,6 +1,7 @@
 """Format tuning: response-only loss, bucketing, a schedule, learning, and exact resumption."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -135,5 +136,8 @@ def test_early_stopping_keeps_the_weights_of_the_best_validation_loss(setup):
 
     final, kept = _weights(setup / "early"), load_file(str(setup / "early" / "best" / "model.safetensors"))
     assert all(torch.equal(final[k], kept[k]) for k in final)  # OUT/model is the best weights, not the last
+    assert (setup / "early" / "checkpoints" / f"step-{metrics['steps']:06d}").is_dir()  # --resume continues there
+    continued = train_sft(replace(args, patience=0, resume=True, max_minutes=0.05))
+    assert continued["stop_reason"] == "time limit" and continued["steps"] > metrics["steps"]
     with pytest.raises(ValueError, match="--patience needs held-out demonstrations: set --validation"):
         _args(setup, "bad", patience=2)

@@ -115,6 +115,20 @@ def test_a_run_killed_with_sigkill_mid_save_resumes_to_the_same_state(tiny, tmp_
     assert len(histories[1]) == iterations and histories[0] == histories[1]
 
 
+@pytest.mark.slow
+def test_a_finished_run_extended_with_resume_ends_where_a_longer_run_does(tiny, tmp_path):
+    subprocess.run(_train_command(tiny, tmp_path / "long", 6), check=True, timeout=600)
+    subprocess.run(_train_command(tiny, tmp_path / "short", 3), check=True, timeout=600)
+    assert (tmp_path / "short" / "rl" / "checkpoints" / "step-000003").is_dir()  # the last iteration's checkpoint
+    subprocess.run(_train_command(tiny, tmp_path / "short", 6, resume=True), check=True, timeout=600)
+    long, extended = _weights(tmp_path / "long"), _weights(tmp_path / "short")
+    assert all(torch.equal(long[k], extended[k]) for k in long)
+    histories = [
+        json.loads((tmp_path / run / "rl" / "metrics.json").read_text())["history"] for run in ("long", "short")
+    ]
+    assert [len(h) for h in histories] == [6, 6]
+
+
 def test_presets():
     assert {"tiny", "0.5b", "1.5b", "7b"} <= set(PRESETS)
     big = preset("7b")
