@@ -212,10 +212,11 @@ def run_train(config: TrainConfig) -> int:
     before, after = result["before"], result["after"]
     if before and after:
         keys = [k for k in after if k.startswith("acc") or k in ("well_formed", "mean_new_tokens")]
-        rows = [
-            [name, *(f"{row[k]:.3f}" for k in keys)]
-            for name, row in (("before RL (format-tuned)", before), ("after RL", after))
-        ]
+        named = [("SFT (format tuning)", before)]
+        if "continued" in result:
+            named.append((f"SFT, continued {result['continued']['minutes']:.1f} min", result["continued"]))
+        named.append((f"SFT + RL ({config.algo}{', RAE' if config.restart_prob else ''})", after))
+        rows = [[name, *(f"{row[k]:.3f}" for k in keys)] for name, row in named]
         _print_table(["greedy, held-out arith:test", *keys], rows)
     print(
         f"{result['iterations']} iterations of {config.algo}; policy in {config.out}/rl/model, TensorBoard in "

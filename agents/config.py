@@ -37,7 +37,14 @@ class TrainConfig:
     synth_n: int = 20000
     """COAT demonstrations stage one synthesises"""
     sft_steps: int = 1000
-    """format-tuning steps of stage one"""
+    """format-tuning steps of stage one (the cosine schedule's length; early stopping may end it first)"""
+    sft_validation: int = 0
+    """demonstrations stage one holds out for a validation loss every 100 steps (0: none)"""
+    sft_patience: int = 0
+    """stage one stops after this many validations without a new best loss and keeps the best weights (0: never)"""
+    compare_continued: bool = False
+    """after RL, also continue stage one's format tuning for as many minutes as RL took (OUT/sft_continued) and
+    evaluate it on the same held-out problems: the imitation baseline RL has to beat"""
 
     # -- environment --------------------------------------------------------------------------------
     tasks: str = "arith"
@@ -170,6 +177,8 @@ class TrainConfig:
                 "threads": 0,
                 "synth_n": 1,
                 "sft_steps": 1,
+                "sft_validation": 0,
+                "sft_patience": 0,
                 "max_new_tokens": 1,
                 "bonus_scale": 0,
                 "restart_prob": 0,
@@ -211,6 +220,8 @@ class TrainConfig:
             subsets={"train_levels": sorted(LEVELS), "eval_levels": sorted(LEVELS)},
         )
         get_template(self.prompt_template)
+        if self.sft_patience and not self.sft_validation:
+            raise ValueError("--sft-patience needs held-out demonstrations: set --sft-validation N (e.g. 500)")
 
 
 PRESETS: dict[str, TrainConfig] = {

@@ -7,8 +7,9 @@ marks untrained (an injected wrong step). Examples are bucketed by length into b
 ``batch_tokens`` tokens (little padding, no cross-example attention). AdamW with linear warm-up
 and cosine decay; bf16 autocast where the device has it; gradient-norm clipping. Checkpoints
 (atomic; model, optimiser, scheduler, RNG and data position) every ``checkpoint_every`` steps,
-``--resume`` continues from the newest one exactly; TensorBoard logs in ``OUT/tb``; the final
-model in ``OUT/model``, evaluated greedily on held-out procedural problems.
+and at the end; ``--resume`` continues from the newest one exactly (a finished run is extended
+with a larger ``--steps``, its cosine schedule stretched to the new end); TensorBoard logs in
+``OUT/tb``; the final model in ``OUT/model``, evaluated greedily on held-out procedural problems.
 
 ``--validation N`` holds N demonstrations out and logs their loss every ``validate_every``
 steps; with ``--patience P`` training stops after P validations without a new best, and
@@ -292,8 +293,7 @@ def train_sft(args: SFTArgs) -> dict[str, Any]:
             break
         if step % args.checkpoint_every == 0 and step < args.steps:
             save(step)
-    if stop_reason != "schedule end":  # --resume (e.g. with --patience 0) continues from here exactly
-        save(step)
+    save(step)  # --resume continues from here exactly (a finished run: with more --steps)
     bar.close()
     train_seconds = time.perf_counter() - started
 

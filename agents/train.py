@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from gymnasium.vector import AutoresetMode
@@ -36,7 +36,18 @@ from satori_env.atomic import atomic_write
 from satori_env.pretrained import locate_pretrained
 from satori_env.rewards import make_reward
 
-__all__ = ["check_config", "run", "stage_one", "train_rl"]
+if TYPE_CHECKING:
+    from agents.sft import SFTArgs
+
+__all__ = [
+    "check_config",
+    "continue_format_tuning",
+    "evaluate_policy",
+    "held_out_problems",
+    "run",
+    "stage_one",
+    "train_rl",
+]
 
 
 def run(config: TrainConfig) -> dict[str, Any]:
@@ -50,14 +61,20 @@ def run(config: TrainConfig) -> dict[str, Any]:
             "(satori build-model, satori synth and satori sft, whose model is OUT/model)"
         )
     model = config.model if config.model is not None else str(stage_one(config))
-    return _train_rl(config, model)
+    result = _train_rl(config, model)
+    if config.compare_continued:
+        minutes = sum(row["perf/iteration_seconds"] for row in result["history"]) / 60
+        continued = continue_format_tuning(config, minutes)
+        result["continued"] = {"minutes": minutes, **evaluate_policy(config, str(continued))}
+        atomic_write(Path(config.out) / "rl" / "metrics.json", json.dumps(result, indent=2).encode())
+    return result
 
 
 def stage_one(config: TrainConfig) -> Path:
     """Build the model, synthesise demonstrations and format-tune, skipping what exists."""
     from agents.data.synth import synthesize, write_demos
     from agents.models import build_model
-    from agents.sft import SFTArgs, train_sft
+    from agents.sft import train_sft
 
     if config.model_preset not in MODEL_PRESETS:
         raise ValueError(
@@ -72,22 +89,74 @@ def stage_one(config: TrainConfig) -> Path:
         write_demos(demos, out / "demos.jsonl")
     sft_model = out / "sft" / "model"
     if not (sft_model / "config.json").exists():
-        train_sft(
-            SFTArgs(
-                model=str(out / "base"),
-                data=str(out / "demos.jsonl"),
-                out=str(out / "sft"),
-                steps=config.sft_steps,
-                prompt_template=config.prompt_template,
-                eval_per_level=0,
-                seed=config.seed,
-                device=config.device,
-                bf16=config.bf16,
-                resume=True,
-                progress=config.progress,
-            )
-        )
+        train_sft(_stage_one_sft(config))
     return sft_model
+
+
+def _stage_one_sft(config: TrainConfig) -> SFTArgs:
+    from agents.sft import SFTArgs
+
+    out = Path(config.out)
+    return SFTArgs(
+        model=str(out / "base"),
+        data=str(out / "demos.jsonl"),
+        out=str(out / "sft"),
+        steps=config.sft_steps,
+        validation=config.sft_validation,
+        patience=config.sft_patience,
+        prompt_template=config.prompt_template,
+        eval_per_level=0,
+        seed=config.seed,
+        device=config.device,
+        bf16=config.bf16,
+        resume=True,
+        progress=config.progress,
+    )
+
+
+def continue_format_tuning(config: TrainConfig, minutes: float) -> Path:
+    """The imitation baseline of ``compare_continued``: stage one's run (``OUT/sft``) resumed
+    from its last checkpoint in ``OUT/sft_continued`` and trained on the same demonstrations for
+    ``minutes`` more, its cosine schedule stretched over the steps those minutes allow at stage
+    one's pace. Returns the model's path (kept: a rerun reads it)."""
+    import shutil
+
+    from agents.sft import train_sft
+
+    out = Path(config.out)
+    run, model = out / "sft_continued", out / "sft_continued" / "model"
+    if (model / "config.json").exists():
+        return model
+    stage = json.loads((out / "sft" / "metrics.json").read_text())
+    if latest_checkpoint(run) is None:
+        last = latest_checkpoint(out / "sft")
+        if last is None:
+            raise FileNotFoundError(f"compare_continued needs stage one's checkpoint in {out / 'sft'}; none found")
+        shutil.copytree(last, run / "checkpoints" / last.name)
+    steps_per_minute = stage["steps"] / max(stage["train_seconds"] / 60, 1e-9)
+    extra_steps = max(1, round(minutes * steps_per_minute))
+    train_sft(replace(_stage_one_sft(config), out=str(run), steps=stage["steps"] + extra_steps, max_minutes=minutes))
+    return model
+
+
+def held_out_problems(config: TrainConfig) -> list:
+    """The greedy evaluation's problems: ``eval_per_level`` of each of ``eval_levels`` from
+    the procedural test split, drawn by the run's seed."""
+    return [
+        p
+        for level in config.eval_levels
+        for p in load_problems("arith:test", level=level, limit=config.eval_per_level, seed=config.seed)
+    ]
+
+
+def evaluate_policy(config: TrainConfig, model_path: str) -> dict[str, float]:
+    """The held-out evaluation of :func:`train_loop` for the policy at ``model_path``."""
+    model, tokenizer = load_policy(model_path, device=config.device)
+    envs = SatoriMathVectorEnv(num_envs=1, tokenizer=tokenizer, prompt_template=config.prompt_template)
+    engine = make_engine("hf", model, envs, model_path=model_path)
+    params = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=0.0)
+    problems = held_out_problems(config)
+    return evaluate(engine, tokenizer, problems, params=params, prompt_template=config.prompt_template).row()
 
 
 def check_config(config: TrainConfig) -> None:
@@ -103,6 +172,11 @@ def check_config(config: TrainConfig) -> None:
         raise ValueError(f"unknown engine {config.engine!r}; valid engines: {list(ENGINES)}")
     if config.critic not in ("shared", "separate"):
         raise ValueError(f"unknown critic {config.critic!r}; valid critics: ['shared', 'separate']")
+    if config.compare_continued and config.model is not None:
+        raise ValueError(
+            "compare_continued continues stage one's format tuning, which a run given --model does not have: "
+            "drop --model (stage one runs first) or --compare-continued"
+        )
     if config.model is not None:
         locate_pretrained(config.model, "--model")  # a missing local path fails now, not after stage one
     elif config.model_preset not in MODEL_PRESETS:
@@ -338,11 +412,7 @@ def train_loop(config: TrainConfig, run: Any) -> dict[str, Any]:
     checkpoint = latest_checkpoint(out) if config.resume else None
     state = run.resume(checkpoint) if checkpoint is not None else {}
     iteration = state.get("iteration", 0)
-    eval_problems = [
-        p
-        for level in config.eval_levels
-        for p in load_problems("arith:test", level=level, limit=config.eval_per_level, seed=config.seed)
-    ]
+    eval_problems = held_out_problems(config)
     before = state.get("before") or run.evaluate(eval_problems)
     writer = _writer(out / "tb") if run.is_main else None
     _log_eval(writer, before, 0)

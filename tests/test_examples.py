@@ -1,6 +1,7 @@
 """The example scripts run and show what they claim."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 def load(name):
     spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve their annotations through it
     spec.loader.exec_module(module)
     return module
 
@@ -127,3 +129,29 @@ def test_trl_grpo_example_trains_through_an_openenv_server(tmp_path, capsys):
     )
     assert len(result["logs"]) == 2 and result["tokens_per_s"] > 0
     assert "| 2 |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_ablations_run_every_arm_resume_and_report(tmp_path, capsys):
+    example = load("ablations")
+    settings = example.Settings(
+        out=str(tmp_path / "ablations"), demos=300, demo_levels=(1,), eval_levels=(1, 2), per_level=8,
+        curve_per_level=4, sft_steps=30, validation=30, validate_every=10, patience=2, chunk_minutes=0.05,
+        rl_iterations=2, rl_chunk=1, threads=2,
+        rl_overrides={"episodes_per_iteration": 8, "minibatch_size": 8, "micro_batch_size": 8, "max_new_tokens": 24},
+    )  # fmt: skip
+    results = example.main(settings)
+    arms = results[0]
+    assert set(arms) == set(example.ARMS)
+    rl_minutes = arms["sft_rl"]["minutes"] - arms["sft"]["minutes"]
+    continued = arms["sft_continued"]["minutes"] - arms["sft"]["minutes"]
+    assert continued == pytest.approx(rl_minutes, abs=0.1)  # as many more minutes as RL took
+    assert arms["sft_rl"]["curve"][: len(arms["sft"]["curve"])] == arms["sft"]["curve"]  # RL starts where SFT ended
+    assert len(arms["sft_rl"]["curve"]) == len(arms["sft"]["curve"]) + 2  # a point per RL chunk
+    for arm in arms.values():
+        assert {len(v) for v in arm["final"]["verdicts"].values()} == {8}
+    table = (tmp_path / "ablations" / "ablations.md").read_text()
+    assert all(label in table for label in example.ARMS.values()) and table in capsys.readouterr().out
+    assert (tmp_path / "ablations" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = example.main(settings)  # every piece is read back, nothing trained again
+    assert again[0]["sft_rl"]["minutes"] == arms["sft_rl"]["minutes"]

@@ -112,6 +112,15 @@ def test_a_crash_then_resume_ends_exactly_where_an_uninterrupted_run_does(setup,
     assert straight.keys() == resumed.keys() and all(torch.equal(straight[k], resumed[k]) for k in straight)
 
 
+def test_a_finished_run_extends_from_its_end_with_more_steps(setup):
+    train_sft(_args(setup, "extended"))  # ends at the schedule's end (12 steps) with a checkpoint there
+    assert (setup / "extended" / "checkpoints" / "step-000012").is_dir()
+    twelve = _weights(setup / "extended")
+    extended = train_sft(_args(setup, "extended", steps=16, resume=True))
+    assert extended["steps"] == 16 and extended["stop_reason"] == "schedule end"
+    assert not all(torch.equal(twelve[k], v) for k, v in _weights(setup / "extended").items())
+
+
 def test_format_tuning_learns_and_reports(setup):
     metrics = train_sft(_args(setup, "learn", steps=40, eval_per_level=8, eval_levels=(1,), eval_max_new_tokens=48))
     logged = json.loads((setup / "learn" / "metrics.json").read_text())

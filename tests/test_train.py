@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,29 @@ def test_presets():
     assert (big.episodes_per_iteration, big.minibatch_size, big.kl_coef) == (1024, 128, 0.0)
     with pytest.raises(ValueError, match=r"unknown preset 'huge'; valid presets: \['0.5b', '1.5b', '7b', 'tiny'\]"):
         preset("huge")
+    with pytest.raises(ValueError, match="--sft-patience needs held-out demonstrations: set --sft-validation N"):
+        replace(preset("tiny"), sft_patience=3, sft_validation=0)
+
+
+def test_compare_continued_trains_imitation_for_the_minutes_rl_took(tmp_path, capsys):
+    from agents.cli import main
+
+    out = tmp_path / "run"
+    args = ["train", "--preset", "tiny", "--out", str(out), "--synth-n", "200", "--sft-steps", "8",
+            "--iterations", "2", "--episodes-per-iteration", "8", "--minibatch-size", "8", "--micro-batch-size", "8",
+            "--max-new-tokens", "16", "--eval-per-level", "4", "--eval-levels", "1", "--threads", "2",
+            "--no-progress", "--compare-continued", "--sft-validation", "20", "--sft-patience", "2"]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "SFT (format tuning)" in printed and "SFT, continued" in printed and "SFT + RL (ppo, RAE)" in printed
+    result = json.loads((out / "rl" / "metrics.json").read_text())
+    rl_minutes = sum(row["perf/iteration_seconds"] for row in result["history"]) / 60
+    continued = json.loads((out / "sft_continued" / "metrics.json").read_text())
+    assert result["continued"]["minutes"] == pytest.approx(rl_minutes)
+    assert (out / "sft_continued" / "checkpoints" / "step-000008").is_dir()  # stage one's end, where it resumed
+    assert continued["steps"] > 8
+    assert continued["train_seconds"] / 60 <= rl_minutes + 0.05  # a step's time at most past the limit
+    assert result["continued"]["n"] == 4 and "acc_L1" in result["continued"]
+    assert json.loads((out / "sft" / "metrics.json").read_text())["examples"] == 180  # 20 of 200 held out
+    with pytest.raises(SystemExit, match="compare_continued continues stage one's format tuning"):
+        main(args[:1] + ["--model", str(out / "sft" / "model")] + args[1:])  # no stage one to continue

@@ -21,9 +21,9 @@ from tqdm import tqdm
 
 from agents.engines import GenerationEngine, SamplingParams
 from satori_env import Problem, RestartState, SatoriMathVectorEnv
-from satori_env.coat import META_ACTIONS, get_template, is_well_formed
+from satori_env.coat import META_ACTIONS, REFLECT, get_template, is_well_formed
 
-__all__ = ["GREEDY", "EvalResult", "evaluate", "self_correction"]
+__all__ = ["GREEDY", "EvalResult", "evaluate", "repair_own_mistakes", "self_correction"]
 
 GREEDY = SamplingParams(temperature=0.0)
 """Greedy decoding (256 new tokens at most): the default of the evaluations."""
@@ -157,6 +157,37 @@ def self_correction(
         )
         for p in problems
     ]
+    return evaluate(
+        engine, tokenizer, restart_states=states, params=params, batch_size=batch_size, prompt_template=prompt_template
+    )
+
+
+def repair_own_mistakes(
+    engine: GenerationEngine,
+    tokenizer: Any,
+    result: EvalResult,
+    problems: Sequence[Problem],
+    params: SamplingParams = GREEDY,
+    batch_size: int = 128,
+    prompt_template: str = "compact",
+) -> EvalResult | None:
+    """Restart every wrong, finished answer of ``result`` (an :func:`evaluate` of ``problems``,
+    in order) from its own completion followed by ``<|reflect|>``: the accuracy is the share of
+    its own mistakes the policy repairs (None when it made none). The completion text is encoded
+    again, so a tokenizer that does not round-trip text changes the prefix slightly."""
+    reflect = tokenizer.convert_tokens_to_ids(REFLECT)
+    by_id = {p.id: p for p in problems}
+    states = [
+        RestartState(
+            by_id[record["problem_id"]],
+            tuple(tokenizer.encode(record["completion"], add_special_tokens=False)) + (reflect,),
+            reflect_status=-1,
+        )
+        for record in result.records
+        if not record["correct"] and record["answer"] is not None
+    ]
+    if not states:
+        return None
     return evaluate(
         engine, tokenizer, restart_states=states, params=params, batch_size=batch_size, prompt_template=prompt_template
     )

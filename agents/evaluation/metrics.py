@@ -6,18 +6,19 @@
   samples wins, answers compared by mathematical equivalence, not by string.
 * :func:`answer_changes`: what each ``<|reflect|>`` / ``<|explore|>`` did to the answer: the
   answer written before the meta-action against the next one written after it.
+* :func:`mcnemar`: whether two policies differ on the same problems (paired verdicts).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from math import comb
+from math import comb, sqrt
 
 from satori_env.answers import extract_answer
 from satori_env.coat import META_ACTIONS, split_steps
 
-__all__ = ["AnswerChange", "answer_changes", "majority_vote", "pass_at_k"]
+__all__ = ["AnswerChange", "McNemar", "answer_changes", "majority_vote", "mcnemar", "pass_at_k"]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -29,6 +30,41 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     if not 0 <= c <= n or not 1 <= k <= n:
         raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
     return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """Two policies' verdicts on the same problems: ``gained`` went from wrong (first) to right
+    (second), ``lost`` the other way; ``z`` is McNemar's statistic (``|z| > 1.96``: the
+    difference is outside the paired noise at 5 %)."""
+
+    gained: int
+    lost: int
+    n: int
+
+    @property
+    def z(self) -> float:
+        changed = self.gained + self.lost
+        return (self.gained - self.lost) / sqrt(changed) if changed else 0.0
+
+    @property
+    def difference(self) -> float:
+        """The second's accuracy minus the first's."""
+        return (self.gained - self.lost) / self.n if self.n else 0.0
+
+
+def mcnemar(first: Sequence[bool], second: Sequence[bool]) -> McNemar:
+    """Paired comparison of verdicts on the same problems, in the same order.
+
+    >>> result = mcnemar([False, False, True, True, False], [True, True, True, False, False])
+    >>> result.gained, result.lost, round(result.z, 3), result.difference
+    (2, 1, 0.577, 0.2)
+    """
+    if len(first) != len(second):
+        raise ValueError(f"mcnemar needs verdicts on the same problems: got {len(first)} and {len(second)}")
+    gained = sum(1 for a, b in zip(first, second) if not a and b)
+    lost = sum(1 for a, b in zip(first, second) if a and not b)
+    return McNemar(gained, lost, len(first))
 
 
 def majority_vote(answers: Sequence[str | None], correct: Sequence[bool], same: Callable[[str, str], bool]) -> bool:
