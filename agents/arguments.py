@@ -28,7 +28,7 @@ def check_fields(
 
     ``at_least`` / ``above`` / ``at_most``: numeric bounds (a field that is None is skipped);
     ``choices``: the values a field may take; ``subsets``: a non-empty tuple field whose items
-    must all be among the given values.
+    must all be among the given values (None skipped).
     """
     for name, bound in (at_least or {}).items():
         value = getattr(config, name)
@@ -48,7 +48,7 @@ def check_fields(
             raise ValueError(f"{flag(name)} must be one of {allowed}, got {getattr(config, name)!r}")
     for name, allowed in (subsets or {}).items():
         allowed, value = list(allowed), getattr(config, name)
-        if not value or any(item not in allowed for item in value):
+        if value is not None and (not value or any(item not in allowed for item in value)):
             raise ValueError(f"{flag(name)} takes one or more of {allowed}, got {value!r}")
 
 

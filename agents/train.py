@@ -85,7 +85,8 @@ def stage_one(config: TrainConfig) -> Path:
     if not (out / "base" / "config.json").exists():
         build_model(config.model_preset, out / "base", config.seed)
     if not (out / "demos.jsonl").exists():
-        demos, _ = synthesize(config.synth_n, levels=config.train_levels, seed=config.seed)
+        levels = config.train_levels if config.synth_levels is None else config.synth_levels
+        demos, _ = synthesize(config.synth_n, levels=levels, seed=config.seed)
         write_demos(demos, out / "demos.jsonl")
     sft_model = out / "sft" / "model"
     if not (sft_model / "config.json").exists():

@@ -128,11 +128,17 @@ def format_tune(
     after: dict | None = None,
     minutes: float | None = None,
 ) -> dict:
-    """Format tuning in chunks of ``chunk_minutes`` (a curve point after each): to early stopping,
-    or, ``after`` an earlier arm, that arm's run continued for ``minutes`` more."""
+    """Format tuning in chunks of ``chunk_minutes`` (a curve point after each): to early stopping
+    (or the schedule's end), or, ``after`` an earlier arm, that arm's run continued for
+    ``minutes`` more, its cosine schedule stretched over the steps those minutes allow at the
+    earlier arm's pace."""
     done = _load(root / "arm.json")
     if done is not None:
         return done
+    steps = settings.sft_steps
+    if after is not None:
+        done_steps = _load(Path(after["run"]) / "metrics.json")["steps"]
+        steps = done_steps + max(1, round(minutes * done_steps / after["minutes"]))
     run = root / "run"
     progress = _load(root / "progress.json")
     if progress is None:
@@ -148,7 +154,7 @@ def format_tune(
         chunk = settings.chunk_minutes if minutes is None else min(settings.chunk_minutes, minutes - progress["spent"])
         metrics = train_sft(
             SFTArgs(
-                model=str(base), data=str(demos), out=str(run), steps=settings.sft_steps, seed=seed,
+                model=str(base), data=str(demos), out=str(run), steps=steps, seed=seed,
                 validation=settings.validation, validate_every=settings.validate_every, patience=patience,
                 max_minutes=max(chunk, 0.01), resume=True, eval_per_level=0, progress=False,
             )

@@ -57,7 +57,7 @@ def main(
             )  # finished runs are read
             runs.setdefault(algo, []).append(summarise(result, seed))
             print(f"{algo} seed {seed}: {runs[algo][-1]['before']} -> {runs[algo][-1]['after']}", flush=True)
-    write_report(runs, Path(out), iterations, base.episodes_per_iteration)
+    write_report(runs, Path(out), iterations, base.episodes_per_iteration, base.eval_levels)
     return runs
 
 
@@ -73,10 +73,14 @@ def summarise(result: dict, seed: int) -> dict:
     }
 
 
-def write_report(runs: dict[str, list[dict]], out: Path, iterations: int, episodes: int) -> str:
+def write_report(
+    runs: dict[str, list[dict]], out: Path, iterations: int, episodes: int, eval_levels: tuple[int, ...] = (1, 2, 3)
+) -> str:
     """The markdown table (also printed), the JSON of every run and the learning-curve PNG."""
+    levels = ", ".join(str(level) for level in eval_levels)
     lines = [
-        f"{iterations} iterations x {episodes} episodes per run; greedy held-out accuracy (arith:test, levels 1-3).",
+        f"{iterations} iterations x {episodes} episodes per run; "
+        f"greedy held-out accuracy (arith:test, levels {levels}).",
         "",
         "| algorithm | seeds | before RL | after RL | gain (mean) | gain (min..max) | RL minutes per run |",
         "|---|---|---|---|---|---|---|",
@@ -117,8 +121,15 @@ if __name__ == "__main__":
         default="adaptive",
         help="the tiny preset's curriculum: adaptive, uniform, or None (a uniform random mix)",
     )
+    parser.add_argument("--train-levels", type=int, nargs="+", default=None, help="default: the tiny preset's")
+    parser.add_argument("--eval-levels", type=int, nargs="+", default=None, help="default: the tiny preset's")
     args = parser.parse_args()
     curriculum = None if args.curriculum == "None" else args.curriculum
+    levels = {
+        name: tuple(value)
+        for name, value in (("train_levels", args.train_levels), ("eval_levels", args.eval_levels))
+        if value is not None
+    }
     main(
         args.algos,
         tuple(args.seeds),
@@ -128,4 +139,5 @@ if __name__ == "__main__":
         args.out,
         args.threads,
         curriculum=curriculum,
+        **levels,
     )

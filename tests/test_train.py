@@ -148,7 +148,8 @@ def test_compare_continued_trains_imitation_for_the_minutes_rl_took(tmp_path, ca
     args = ["train", "--preset", "tiny", "--out", str(out), "--synth-n", "200", "--sft-steps", "8",
             "--iterations", "2", "--episodes-per-iteration", "8", "--minibatch-size", "8", "--micro-batch-size", "8",
             "--max-new-tokens", "16", "--eval-per-level", "4", "--eval-levels", "1", "--threads", "2",
-            "--no-progress", "--compare-continued", "--sft-validation", "20", "--sft-patience", "2"]  # fmt: skip
+            "--no-progress", "--compare-continued", "--sft-validation", "20", "--sft-patience", "2",
+            "--synth-levels", "1", "--train-levels", "1", "2"]  # fmt: skip
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "SFT (format tuning)" in printed and "SFT, continued" in printed and "SFT + RL (ppo, RAE)" in printed
@@ -161,5 +162,8 @@ def test_compare_continued_trains_imitation_for_the_minutes_rl_took(tmp_path, ca
     assert continued["train_seconds"] / 60 <= rl_minutes + 0.05  # a step's time at most past the limit
     assert result["continued"]["n"] == 4 and "acc_L1" in result["continued"]
     assert json.loads((out / "sft" / "metrics.json").read_text())["examples"] == 180  # 20 of 200 held out
+    demos = [json.loads(line) for line in (out / "demos.jsonl").read_text().splitlines()]
+    assert {demo["problem"]["level"] for demo in demos} == {1}  # --synth-levels, while RL trains on 1 and 2
+    assert result["config"]["train_levels"] == [1, 2]
     with pytest.raises(SystemExit, match="compare_continued continues stage one's format tuning"):
         main(args[:1] + ["--model", str(out / "sft" / "model")] + args[1:])  # no stage one to continue
