@@ -20,8 +20,9 @@ default is one no stage trains on; RL also sees level 4, which no demonstration 
 wrong answers are restarted after ``<|reflect|>`` (how many it repairs); held-out accuracy
 against minutes is measured along the way. Written: ``OUT/ablations.md`` (mean and range over
 seeds, McNemar tests against SFT and SFT-continued on the same problems), ``OUT/curves.png``,
-``OUT/results.json``. Every finished piece is kept
-under ``OUT/seed-S`` and skipped on a rerun, and an interrupted run or training stage resumes.
+``OUT/results.json``. Every finished piece is kept under ``OUT/seed-S`` and skipped on a rerun
+(one with another ``--per-level`` evaluates again, without training), and an interrupted run or
+training stage resumes.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def run_seed(settings: Settings, seed: int, root: Path) -> dict[str, dict]:
     cot_sft = format_tune(settings, seed, base, root / "demos_cot.jsonl", root / "cot_sft", settings.patience)
     arms["cot_sft_rl"] = reinforce(settings, seed, cot_sft, root / "cot_sft_rl", restart=True)
     for name, arm in arms.items():
-        if "final" not in arm:
+        if arm.get("final", {}).get("problems") != _problem_count(settings):  # none yet, or on other problems
             arm["final"] = final_evaluation(settings, arm["model"])
             _save(root / name / "arm.json", arm)
     return arms
@@ -228,7 +229,12 @@ def final_evaluation(settings: Settings, model_path: str) -> dict:
         if repair is not None:
             repaired += sum(record["correct"] for record in repair.records)
             tried += repair.n
-    return {"verdicts": verdicts, "repaired": repaired, "repair_tried": tried}
+    return {"verdicts": verdicts, "repaired": repaired, "repair_tried": tried, "problems": _problem_count(settings)}
+
+
+def _problem_count(settings: Settings) -> dict[str, int]:
+    """What a final evaluation was run on: held-out problems per level."""
+    return {str(level): settings.per_level for level in settings.eval_levels}
 
 
 # -- the report --------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import importlib.util
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,6 @@ def test_ablations_run_every_arm_resume_and_report(tmp_path, capsys):
     assert (tmp_path / "ablations" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = example.main(settings)  # every piece is read back, nothing trained again
     assert again[0]["sft_rl"]["minutes"] == arms["sft_rl"]["minutes"]
+    wider = example.main(replace(settings, per_level=4))  # other problems: the final evaluations again, no training
+    assert {len(v) for v in wider[0]["sft"]["final"]["verdicts"].values()} == {4}
+    assert wider[0]["sft_rl"]["minutes"] == arms["sft_rl"]["minutes"]
