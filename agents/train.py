@@ -32,7 +32,7 @@ from agents.models import MODEL_PRESETS, load_policy, save_policy
 from agents.policy import ActorCritic
 from agents.rollout import Rollout, collect_rollout
 from satori_env import CURRICULA, ArithmeticTasks, RestartBuffer, SatoriMathVectorEnv, load_problems
-from satori_env.atomic import atomic_write
+from satori_env.atomic import atomic_directory, atomic_write
 from satori_env.pretrained import locate_pretrained
 from satori_env.rewards import make_reward
 
@@ -133,7 +133,8 @@ def continue_format_tuning(config: TrainConfig, minutes: float) -> Path:
         last = latest_checkpoint(out / "sft")
         if last is None:
             raise FileNotFoundError(f"compare_continued needs stage one's checkpoint in {out / 'sft'}; none found")
-        shutil.copytree(last, run / "checkpoints" / last.name)
+        with atomic_directory(run / "checkpoints" / last.name) as copy:  # a killed copy is no checkpoint
+            shutil.copytree(last, copy, dirs_exist_ok=True)
     steps_per_minute = stage["steps"] / max(stage["train_seconds"] / 60, 1e-9)
     extra_steps = max(1, round(minutes * steps_per_minute))
     train_sft(replace(_stage_one_sft(config), out=str(run), steps=stage["steps"] + extra_steps, max_minutes=minutes))
