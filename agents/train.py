@@ -24,7 +24,7 @@ from agents.algorithms import ALGORITHMS
 from agents.checkpoint import clean_partial_writes, latest_checkpoint, load_checkpoint, save_checkpoint
 from agents.config import TrainConfig
 from agents.device import choose_device
-from agents.engines import ENGINES, SamplingParams, make_engine
+from agents.engines import ENGINES, SamplingParams, load_engine, make_engine
 from agents.engines.base import forbidden_ids
 from agents.evaluation.episodes import evaluate
 from agents.metrics import curriculum_metrics, rollout_metrics
@@ -153,9 +153,7 @@ def held_out_problems(config: TrainConfig) -> list:
 
 def evaluate_policy(config: TrainConfig, model_path: str) -> dict[str, float]:
     """The held-out evaluation of :func:`train_loop` for the policy at ``model_path``."""
-    model, tokenizer = load_policy(model_path, device=config.device)
-    envs = SatoriMathVectorEnv(num_envs=1, tokenizer=tokenizer, prompt_template=config.prompt_template)
-    engine = make_engine("hf", model, envs, model_path=model_path)
+    engine, tokenizer = load_engine(model_path, device=config.device, prompt_template=config.prompt_template)
     params = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=0.0)
     problems = held_out_problems(config)
     return evaluate(engine, tokenizer, problems, params=params, prompt_template=config.prompt_template).row()

@@ -39,13 +39,13 @@ import torch
 
 from agents.config import preset
 from agents.data.synth import synthesize, write_demos
-from agents.engines import SamplingParams, make_engine
+from agents.engines import SamplingParams, load_engine
 from agents.evaluation.episodes import evaluate, repair_own_mistakes
 from agents.evaluation.metrics import mcnemar
-from agents.models import build_model, load_policy
+from agents.models import build_model
 from agents.sft import SFTArgs, train_sft
 from agents.train import train_rl
-from satori_env import SatoriMathVectorEnv, load_problems
+from satori_env import load_problems
 from satori_env.atomic import atomic_write
 
 ARMS = {
@@ -201,18 +201,12 @@ def _problems(settings: Settings, per_level: int) -> dict[int, list]:
     }
 
 
-def _engine(model_path: str):
-    model, tokenizer = load_policy(model_path, device="auto")
-    envs = SatoriMathVectorEnv(num_envs=1, tokenizer=tokenizer)
-    return make_engine("hf", model, envs, model_path=model_path), tokenizer
-
-
 GREEDY = SamplingParams(max_new_tokens=192, temperature=0.0)
 
 
 def curve_accuracy(settings: Settings, model_path: Path) -> float:
     """Greedy accuracy over the first ``curve_per_level`` held-out problems of every level."""
-    engine, tokenizer = _engine(str(model_path))
+    engine, tokenizer = load_engine(str(model_path))
     problems = [p for group in _problems(settings, settings.curve_per_level).values() for p in group]
     return evaluate(engine, tokenizer, problems, params=GREEDY, batch_size=256).accuracy
 
@@ -220,7 +214,7 @@ def curve_accuracy(settings: Settings, model_path: Path) -> float:
 def final_evaluation(settings: Settings, model_path: str) -> dict:
     """Verdicts per level on the held-out problems, and how many of its own wrong answers the
     policy repairs after ``<|reflect|>``."""
-    engine, tokenizer = _engine(model_path)
+    engine, tokenizer = load_engine(model_path)
     verdicts, repaired, tried = {}, 0, 0
     for level, problems in _problems(settings, settings.per_level).items():
         result = evaluate(engine, tokenizer, problems, params=GREEDY, batch_size=256)

@@ -16,7 +16,7 @@ from typing import Any
 from agents.engines.base import GenerationEngine, SamplingParams
 from agents.engines.hf import HFEngine
 
-__all__ = ["ENGINES", "GenerationEngine", "HFEngine", "SamplingParams", "make_engine"]
+__all__ = ["ENGINES", "GenerationEngine", "HFEngine", "SamplingParams", "load_engine", "make_engine"]
 
 
 def _vllm(model: Any, env: Any, model_path: str | None) -> GenerationEngine:
@@ -38,3 +38,17 @@ def make_engine(name: str, model: Any, env: Any, model_path: str | None = None) 
     if name not in ENGINES:
         raise ValueError(f"unknown engine {name!r}; valid engines: {list(ENGINES)}")
     return ENGINES[name](model, env, model_path)
+
+
+def load_engine(
+    model_path: str, name: str = "hf", device: str = "auto", prompt_template: str = "compact"
+) -> tuple[GenerationEngine, Any]:
+    """The policy at ``model_path`` (local path or hub id) and the engine ``name`` over it,
+    writing what a SatoriMath env with ``prompt_template`` accepts; returns ``(engine,
+    tokenizer)``: what an evaluation of a saved policy needs."""
+    from agents.models import load_policy
+    from satori_env import SatoriMathVectorEnv
+
+    model, tokenizer = load_policy(model_path, device=device)
+    envs = SatoriMathVectorEnv(num_envs=1, tokenizer=tokenizer, prompt_template=prompt_template)
+    return make_engine(name, model, envs, model_path=model_path), tokenizer
