@@ -212,17 +212,37 @@ def run_train(config: TrainConfig) -> int:
     before, after = result["before"], result["after"]
     if before and after:
         keys = [k for k in after if k.startswith("acc") or k in ("well_formed", "mean_new_tokens")]
-        named = [("SFT (format tuning)", before)]
-        if "continued" in result:
-            named.append((f"SFT, continued {result['continued']['minutes']:.1f} min", result["continued"]))
-        named.append((f"SFT + RL ({config.algo}{', RAE' if config.restart_prob else ''})", after))
+        named = _result_rows(config, result)
         rows = [[name, *(f"{row[k]:.3f}" for k in keys)] for name, row in named]
         _print_table(["greedy, held-out arith:test", *keys], rows)
+    from agents.rounds import round_dir
+
+    last = round_dir(config, config.rounds) / "rl"
+    rounds = f" in each of {config.rounds} rounds" if config.rounds > 1 else ""
     print(
-        f"{result['iterations']} iterations of {config.algo}; policy in {config.out}/rl/model, TensorBoard in "
-        f"{config.out}/rl/tb"
+        f"{result['iterations']} iterations of {config.algo}{rounds}; policy in {last}/model, TensorBoard in {last}/tb"
     )
     return 0
+
+
+def _result_rows(config: TrainConfig, result: dict) -> list[tuple[str, dict]]:
+    """The held-out rows of a run: format tuning, its continuation if asked for, and RL (with
+    rounds: each round's distilled model and its RL)."""
+    rl = f"RL ({config.algo}{', RAE' if config.restart_prob else ''})"
+    if "rounds" not in result:
+        named = [("SFT (format tuning)", result["before"])]
+        if "continued" in result:
+            named.append((f"SFT, continued {result['continued']['minutes']:.1f} min", result["continued"]))
+        return [*named, (f"SFT + {rl}", result["after"])]
+    named = [
+        ("round 0: SFT (format tuning)", result["rounds"][0]["eval"]),
+        (f"round 1: SFT + {rl}", result["rounds"][1]["eval"]),
+    ]
+    for row in result["rounds"][2:]:
+        k = row["round"]
+        named.append((f"round {k}: distilled ({row['distilled']} kept)", row["distilled_eval"]))
+        named.append((f"round {k}: distilled + {rl}", row["eval"]))
+    return named
 
 
 def _train_config(argv: list[str]) -> TrainConfig:

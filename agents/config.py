@@ -48,6 +48,27 @@ class TrainConfig:
     """after RL, also continue stage one's format tuning for as many minutes as RL took (OUT/sft_continued) and
     evaluate it on the same held-out problems: the imitation baseline RL has to beat"""
 
+    # -- rounds: iterative self-improvement (agents.rounds) --------------------------------------------
+    rounds: int = 1
+    """RL rounds; each after the first distils the previous round's verified trajectories into the base model
+    (with some original demonstrations), then runs RL again (OUT/round-K; Satori's round 2)"""
+    distill_problems: int = 2000
+    """training problems each round samples the previous round's policy on"""
+    distill_samples: int = 4
+    """samples per problem (the rollout temperature); the verified-correct ones are kept, each once"""
+    distill_only_self_corrections: bool = False
+    """keep only trajectories in which a reflect or explore turned a wrong answer into a right one"""
+    distill_original_share: float = 0.5
+    """share of a round's format-tuning set drawn from the original demonstrations (as many as exist); 0: none"""
+    carry_restart_buffer: bool = True
+    """a round's RL starts with the previous round's restart buffer (False: an empty one)"""
+    carry_curriculum: bool = True
+    """a round's RL starts with the previous round's curriculum state (False: a fresh one)"""
+    round_base: str | None = None
+    """the model rounds >= 2 format-tune (None: OUT/base, the model stage one built)"""
+    round_demos: str | None = None
+    """the original demonstrations rounds >= 2 mix in (None: OUT/demos.jsonl, stage one's)"""
+
     # -- environment --------------------------------------------------------------------------------
     tasks: str = "arith"
     """training problems: "arith" (procedural, train split, train_levels) or a source name such as gsm8k:train"""
@@ -181,6 +202,10 @@ class TrainConfig:
                 "sft_steps": 1,
                 "sft_validation": 0,
                 "sft_patience": 0,
+                "rounds": 1,
+                "distill_problems": 1,
+                "distill_samples": 1,
+                "distill_original_share": 0,
                 "max_new_tokens": 1,
                 "bonus_scale": 0,
                 "restart_prob": 0,
@@ -224,6 +249,11 @@ class TrainConfig:
         get_template(self.prompt_template)
         if self.sft_patience and not self.sft_validation:
             raise ValueError("--sft-patience needs held-out demonstrations: set --sft-validation N (e.g. 500)")
+        if self.distill_original_share >= 1:
+            raise ValueError(
+                f"distill_original_share must be below 1 (a share of the round's set; 0: distilled only), got "
+                f"{self.distill_original_share}"
+            )
 
 
 PRESETS: dict[str, TrainConfig] = {

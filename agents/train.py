@@ -62,11 +62,15 @@ def run(config: TrainConfig) -> dict[str, Any]:
         )
     model = config.model if config.model is not None else str(stage_one(config))
     result = _train_rl(config, model)
-    if config.compare_continued:
+    if config.compare_continued and "continued" not in result:
         minutes = sum(row["perf/iteration_seconds"] for row in result["history"]) / 60
         continued = continue_format_tuning(config, minutes)
         result["continued"] = {"minutes": minutes, **evaluate_policy(config, str(continued))}
         atomic_write(Path(config.out) / "rl" / "metrics.json", json.dumps(result, indent=2).encode())
+    if config.rounds > 1:
+        from agents.rounds import run_rounds
+
+        result = run_rounds(config, result)
     return result
 
 
@@ -99,7 +103,7 @@ def _stage_one_sft(config: TrainConfig) -> SFTArgs:
 
     out = Path(config.out)
     return SFTArgs(
-        model=str(out / "base"),
+        model=str(_base_model(config)),
         data=str(out / "demos.jsonl"),
         out=str(out / "sft"),
         steps=config.sft_steps,
@@ -113,6 +117,26 @@ def _stage_one_sft(config: TrainConfig) -> SFTArgs:
         resume=True,
         progress=config.progress,
     )
+
+
+def _base_model(config: TrainConfig) -> Path:
+    """The model format tuning starts from: stage one's build, or ``round_base``."""
+    return Path(config.round_base) if config.round_base is not None else Path(config.out) / "base"
+
+
+def train_round(config: TrainConfig, k: int, data: Path, previous_rl: Path) -> dict[str, Any]:
+    """Round ``k`` >= 2 of :mod:`agents.rounds` once its data set is written: the base model
+    format-tuned on ``data`` (``OUT/round-k/sft``, resumed from its checkpoints), then RL from it
+    (``OUT/round-k/rl``), starting with the restart buffer and curriculum state ``previous_rl``
+    ended with (as configured). Returns the RL result."""
+    from agents.rounds import round_config
+    from agents.sft import train_sft
+
+    here = round_config(config, k)
+    sft = Path(here.out) / "sft"
+    if not (sft / "model" / "config.json").exists():
+        train_sft(replace(_stage_one_sft(config), data=str(data), out=str(sft)))
+    return _train_rl(here, str(sft / "model"), carry=previous_rl)
 
 
 def continue_format_tuning(config: TrainConfig, minutes: float) -> Path:
@@ -172,6 +196,11 @@ def check_config(config: TrainConfig) -> None:
         raise ValueError(f"unknown engine {config.engine!r}; valid engines: {list(ENGINES)}")
     if config.critic not in ("shared", "separate"):
         raise ValueError(f"unknown critic {config.critic!r}; valid critics: ['shared', 'separate']")
+    if config.rounds > 1 and config.model is not None and None in (config.round_base, config.round_demos):
+        raise ValueError(
+            "rounds > 1 format-tune a base model on distilled and original demonstrations; a run given --model has "
+            "neither from stage one: give --round-base MODEL and --round-demos FILE.jsonl, or drop --model"
+        )
     if config.compare_continued and config.model is not None:
         raise ValueError(
             "compare_continued continues stage one's format tuning, which a run given --model does not have: "
@@ -240,6 +269,11 @@ class LocalRun:
     @property
     def curriculum(self):
         return self.envs.curriculum
+
+    @property
+    def start_envs(self) -> SatoriMathVectorEnv:
+        """The vector env whose restart buffer and curriculum draw every episode's start."""
+        return self.envs
 
     def iterate(self, iteration: int) -> dict[str, float]:
         """One rollout and one update; returns everything logged for it."""
@@ -352,9 +386,34 @@ def episode_metrics(envs: SatoriMathVectorEnv, rollout: Rollout) -> dict[str, fl
     return metrics
 
 
-def _train_rl(config: TrainConfig, model_path: str, tasks: Any = None, reward: Any = None) -> dict[str, Any]:
+def _train_rl(
+    config: TrainConfig, model_path: str, tasks: Any = None, reward: Any = None, carry: Path | None = None
+) -> dict[str, Any]:
+    finished = finished_run(config)
+    if finished is not None:
+        return finished
     torch.manual_seed(config.seed)
-    return train_loop(config, _make_run(config, model_path, tasks, reward))
+    return train_loop(config, _make_run(config, model_path, tasks, reward), carry)
+
+
+def finished_run(config: TrainConfig) -> dict[str, Any] | None:
+    """With ``resume``, the result of an RL run in ``OUT/rl`` that already ran all
+    ``config.iterations`` (None otherwise: it runs, or continues, or is extended)."""
+    path = Path(config.out) / "rl" / "metrics.json"
+    if not (config.resume and path.exists() and (path.parent / "model" / "config.json").exists()):
+        return None
+    result = json.loads(path.read_text())
+    return result if result["iterations"] == config.iterations else None
+
+
+def carry_over(envs: SatoriMathVectorEnv, previous: Path, config: TrainConfig) -> None:
+    """Start ``envs`` with the restart buffer (``carry_restart_buffer``) and the curriculum state
+    (``carry_curriculum``) of the RL run in ``previous`` (a finished one's ``OUT/rl``)."""
+    if config.carry_restart_buffer:
+        envs.restart_buffer = RestartBuffer.load(previous / "restart_buffer.json.gz")
+    curriculum = json.loads((previous / "metrics.json").read_text()).get("curriculum")
+    if config.carry_curriculum and envs.curriculum is not None and curriculum is not None:
+        envs.curriculum.load_state_dict(curriculum)
 
 
 def _make_run(config: TrainConfig, model_path: str, tasks: Any, reward: Any):
@@ -402,15 +461,18 @@ def torchrun_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def train_loop(config: TrainConfig, run: Any) -> dict[str, Any]:
-    """Stage two's loop over any run (one process, ``torchrun`` ranks or Ray actors): resume,
-    evaluate before, iterate (log, checkpoint), save the policy, evaluate after, write
-    ``metrics.json``. Only the main process writes."""
+def train_loop(config: TrainConfig, run: Any, carry: Path | None = None) -> dict[str, Any]:
+    """Stage two's loop over any run (one process, ``torchrun`` ranks or Ray actors): resume (or
+    start with the restart buffer and curriculum of the finished run in ``carry``), evaluate
+    before, iterate (log, checkpoint), save the policy, evaluate after, write ``metrics.json``.
+    Only the main process writes."""
     out = Path(config.out) / "rl"
     if run.is_main:
         clean_partial_writes(out)
     checkpoint = latest_checkpoint(out) if config.resume else None
     state = run.resume(checkpoint) if checkpoint is not None else {}
+    if checkpoint is None and carry is not None and run.start_envs is not None:
+        carry_over(run.start_envs, carry, config)
     iteration = state.get("iteration", 0)
     eval_problems = held_out_problems(config)
     before = state.get("before") or run.evaluate(eval_problems)

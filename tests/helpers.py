@@ -130,3 +130,49 @@ def stub_policy():
     policy.actor_parameters = policy.parameters
     policy.critic_parameters = lambda: []
     return policy
+
+
+class OracleEngine:
+    """A scripted engine for tests of what is done with sampled trajectories: for each prompt it
+    finds the problem whose question the prompt holds and writes, drawn by the seed, a clean
+    COAT solution, one that boxes a wrong answer and repairs it (``explore``), or a wrong one."""
+
+    def __init__(self, tokenizer, problems) -> None:
+        self.tokenizer, self.problems = tokenizer, {p.question: p for p in problems}
+
+    def generate(self, prompts, params):
+        import random
+
+        from agents.data.synth import arithmetic_demo
+
+        written = []
+        for index, ids in enumerate(prompts):
+            text = self.tokenizer.decode(ids)
+            problem = next(p for question, p in self.problems.items() if question in text)
+            rng = random.Random((params.seed or 0) + 7919 * index)
+            kind = rng.choice(["clean", "explore", "wrong"])
+            demo = arithmetic_demo(problem, "clean" if kind == "wrong" else kind, rng).text
+            if kind == "wrong":
+                demo = demo.replace(f"{{{problem.answer}}}", f"{{{int(problem.answer) + 1}}}")
+            ids = self.tokenizer.encode(demo, add_special_tokens=False) + [self.tokenizer.eos_token_id]
+            written.append(ids[: params.max_new_tokens])
+        return written
+
+    def sync_weights(self) -> None:
+        """Nothing to take: the script is fixed."""
+
+
+def sample_with_oracle(monkeypatch_setattr, config) -> None:
+    """Make round sampling (:mod:`agents.rounds`) write with :class:`OracleEngine` on the
+    training problems of every round of ``config`` (``monkeypatch_setattr``: pytest's
+    ``monkeypatch.setattr`` or plain ``setattr``)."""
+    import agents.rounds as rounds
+    from agents.models import load_policy
+
+    problems = [p for k in range(2, config.rounds + 1) for p in rounds.training_problems(config, k)]
+
+    def load_engine(model_path, name="hf", device="auto", prompt_template="compact"):
+        _, tokenizer = load_policy(model_path, device="cpu")
+        return OracleEngine(tokenizer, problems), tokenizer
+
+    monkeypatch_setattr(rounds, "load_engine", load_engine)

@@ -149,6 +149,11 @@ class DistributedRun:
     def curriculum(self):
         return self.planner.curriculum if self.planner is not None else None
 
+    @property
+    def start_envs(self) -> SatoriMathVectorEnv | None:
+        """The start planner (None on the ranks that do not plan)."""
+        return self.planner
+
     # -- what the layouts provide ----------------------------------------------------------------
 
     def _plan(self) -> list[dict[str, Any]] | None:

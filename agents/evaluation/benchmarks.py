@@ -39,7 +39,7 @@ import numpy as np
 from agents.arguments import check_fields
 from agents.engines import ENGINES, GenerationEngine, SamplingParams, make_engine
 from agents.evaluation.episodes import evaluate
-from agents.evaluation.metrics import answer_changes, majority_vote, pass_at_k
+from agents.evaluation.metrics import change_outcomes, majority_vote, pass_at_k
 from satori_env import Problem, SatoriMathEnv, load_problems
 from satori_env.atomic import atomic_write
 from satori_env.coat import META_ACTIONS, get_template
@@ -226,26 +226,13 @@ def coat_analysis(records: list[dict[str, Any]], verifier: Verifier | None = Non
     right then wrong, ``right_to_wrong``; unchanged in correctness, ``kept``; no answer before
     it, ``no_answer_before``), ``accuracy_with_reflection`` / ``accuracy_without_reflection``,
     and ``lengths`` (every response's new-token count, for the histogram)."""
-    verifier = verifier or default_verifier()
-    changes = [(change, record["gold"]) for record in records for change in answer_changes(record["completion"])]
-    to_check = sorted(
-        {(answer, gold) for change, gold in changes for answer in (change.before, change.after) if answer is not None}
-    )
-    verdicts = dict(
-        zip(to_check, (v.correct for v in verifier.check_batch([(f"\\boxed{{{a}}}", g) for a, g in to_check])))
-    )
     counts = {
         name: {"wrong_to_right": 0, "right_to_wrong": 0, "kept": 0, "no_answer_before": 0}
         for name in ("reflect", "explore")
     }
-    for change, gold in changes:
-        tally = counts[change.action]
-        if change.before is None:
-            tally["no_answer_before"] += 1
-            continue
-        before = verdicts[(change.before, gold)]
-        after = before if change.after is None else verdicts[(change.after, gold)]
-        tally["wrong_to_right" if after and not before else "right_to_wrong" if before and not after else "kept"] += 1
+    for judged in change_outcomes(records, verifier or default_verifier()):
+        for action, outcome in judged:
+            counts[action][outcome] += 1
     reflected = [r["correct"] for r in records if r["actions"]["reflect"] or r["actions"]["explore"]]
     plain = [r["correct"] for r in records if not (r["actions"]["reflect"] or r["actions"]["explore"])]
     return {

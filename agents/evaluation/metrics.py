@@ -6,6 +6,8 @@
   samples wins, answers compared by mathematical equivalence, not by string.
 * :func:`answer_changes`: what each ``<|reflect|>`` / ``<|explore|>`` did to the answer: the
   answer written before the meta-action against the next one written after it.
+* :func:`change_outcomes`: the same, judged: did the answer go from wrong to right, right to
+  wrong, keep its correctness, or was there no answer before the meta-action?
 * :func:`mcnemar`: whether two policies differ on the same problems (paired verdicts).
 """
 
@@ -17,8 +19,9 @@ from math import comb, sqrt
 
 from satori_env.answers import extract_answer
 from satori_env.coat import META_ACTIONS, split_steps
+from satori_env.verifier import Verifier
 
-__all__ = ["AnswerChange", "McNemar", "answer_changes", "majority_vote", "mcnemar", "pass_at_k"]
+__all__ = ["AnswerChange", "McNemar", "answer_changes", "change_outcomes", "majority_vote", "mcnemar", "pass_at_k"]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -123,3 +126,34 @@ def answer_changes(completion: str) -> list[AnswerChange]:
             changes.append(AnswerChange(step.action, extract_answer(before), after))
         before += (META_ACTIONS[step.action] if step.action else "") + step.text
     return changes
+
+
+def change_outcomes(records: Sequence[dict], verifier: Verifier) -> list[list[tuple[str, str]]]:
+    """For each record (``completion``, ``gold``), every reflect/explore of :func:`answer_changes`
+    as ``(action, outcome)``: ``wrong_to_right``, ``right_to_wrong``, ``kept`` (the same
+    correctness, or no answer after it) or ``no_answer_before``. Each distinct (answer, gold)
+    pair is verified once."""
+    changes = [answer_changes(record["completion"]) for record in records]
+    to_check = sorted(
+        {
+            (answer, record["gold"])
+            for record, found in zip(records, changes)
+            for change in found
+            for answer in (change.before, change.after)
+            if answer is not None
+        }
+    )
+    verdicts = dict(zip(to_check, verifier.verify_batch([(f"\\boxed{{{a}}}", g) for a, g in to_check])))
+    outcomes = []
+    for record, found in zip(records, changes):
+        judged = []
+        for change in found:
+            if change.before is None:
+                judged.append((change.action, "no_answer_before"))
+                continue
+            before = verdicts[(change.before, record["gold"])]
+            after = before if change.after is None else verdicts[(change.after, record["gold"])]
+            outcome = "wrong_to_right" if after and not before else "right_to_wrong" if before and not after else "kept"
+            judged.append((change.action, outcome))
+        outcomes.append(judged)
+    return outcomes
