@@ -7,6 +7,7 @@ satori build-model --preset tiny --out runs/tiny/base
 satori synth --out runs/tiny/demos.jsonl --n 20000
 satori sft --model runs/tiny/base --data runs/tiny/demos.jsonl --out runs/tiny/sft
 satori train --preset tiny                # stage one if needed, then PPO with RAE (14 min on a 2-core CPU)
+satori train --preset tiny --rounds 2     # then distil the RL policy's verified answers and run RL again
 satori train-rm --out runs/reward-model   # the outcome reward model of the preference bonus
 satori eval --model runs/tiny/rl/model --bench arith --template compact --max-new-tokens 160
 satori eval --model /path/to/Satori-Qwen-7B --engine vllm   # the paper's table: greedy pass@1 on every benchmark
