@@ -40,8 +40,8 @@ import torch
 from agents.config import preset
 from agents.data.synth import synthesize, write_demos
 from agents.engines import SamplingParams, load_engine
-from agents.evaluation.episodes import evaluate, repair_own_mistakes
-from agents.evaluation.metrics import mcnemar
+from agents.evaluation.episodes import evaluate, paired_verdicts
+from agents.evaluation.metrics import mcnemar, spread
 from agents.models import build_model
 from agents.sft import SFTArgs, train_sft
 from agents.train import train_rl
@@ -215,15 +215,8 @@ def final_evaluation(settings: Settings, model_path: str) -> dict:
     """Verdicts per level on the held-out problems, and how many of its own wrong answers the
     policy repairs after ``<|reflect|>``."""
     engine, tokenizer = load_engine(model_path)
-    verdicts, repaired, tried = {}, 0, 0
-    for level, problems in _problems(settings, settings.per_level).items():
-        result = evaluate(engine, tokenizer, problems, params=GREEDY, batch_size=256)
-        verdicts[str(level)] = [record["correct"] for record in result.records]
-        repair = repair_own_mistakes(engine, tokenizer, result, problems, params=GREEDY, batch_size=256)
-        if repair is not None:
-            repaired += sum(record["correct"] for record in repair.records)
-            tried += repair.n
-    return {"verdicts": verdicts, "repaired": repaired, "repair_tried": tried, "problems": _problem_count(settings)}
+    verdicts = paired_verdicts(engine, tokenizer, _problems(settings, settings.per_level), params=GREEDY)
+    return {**verdicts, "problems": _problem_count(settings)}
 
 
 def _problem_count(settings: Settings) -> dict[str, int]:
@@ -247,8 +240,8 @@ def write_report(settings: Settings, results: dict[int, dict[str, dict]], out: P
         finals = [results[seed][arm]["final"] for seed in settings.seeds]
         cells = [label]
         for level in levels:
-            cells.append(_spread([100 * float(np.mean(f["verdicts"][level])) for f in finals]))
-        cells.append(_spread([100 * float(np.mean(_all(f))) for f in finals]))
+            cells.append(spread([100 * float(np.mean(f["verdicts"][level])) for f in finals]))
+        cells.append(spread([100 * float(np.mean(_all(f))) for f in finals]))
         for baseline in ("sft", "sft_continued"):
             if arm == baseline:
                 cells.append("-")
@@ -257,10 +250,10 @@ def write_report(settings: Settings, results: dict[int, dict[str, dict]], out: P
                 mcnemar(_all(results[s][baseline]["final"]), _all(results[s][arm]["final"])) for s in settings.seeds
             ]
             cells.append(
-                f"{_spread([100 * t.difference for t in tests], sign=True)} ({', '.join(f'{t.z:.1f}' for t in tests)})"
+                f"{spread([100 * t.difference for t in tests], sign=True)} ({', '.join(f'{t.z:.1f}' for t in tests)})"
             )
         repairs = [f["repaired"] / f["repair_tried"] if f["repair_tried"] else 0.0 for f in finals]
-        cells.append(_spread([100 * r for r in repairs]) + " %")
+        cells.append(spread([100 * r for r in repairs]) + " %")
         cells.append(f"{np.mean([results[s][arm]['minutes'] for s in settings.seeds]):.1f}")
         rows.append(cells)
     table = "\n".join("| " + " | ".join(line) + " |" for line in [header, ["---"] * len(header), *rows])
@@ -275,12 +268,6 @@ def write_report(settings: Settings, results: dict[int, dict[str, dict]], out: P
     atomic_write(out / "results.json", json.dumps({str(s): r for s, r in results.items()}).encode())
     plot_curves(results, out / "curves.png")
     return table + note
-
-
-def _spread(values: list[float], sign: bool = False) -> str:
-    fmt = "{:+.1f}" if sign else "{:.1f}"
-    mean = fmt.format(float(np.mean(values)))
-    return mean if len(values) == 1 else f"{mean} ({fmt.format(min(values))} to {fmt.format(max(values))})"
 
 
 def plot_curves(results: dict[int, dict[str, dict]], path: Path) -> None:

@@ -159,3 +159,32 @@ def test_ablations_run_every_arm_resume_and_report(tmp_path, capsys):
     wider = example.main(replace(settings, per_level=4))  # other problems: the final evaluations again, no training
     assert {len(v) for v in wider[0]["sft"]["final"]["verdicts"].values()} == {4}
     assert wider[0]["sft_rl"]["minutes"] == arms["sft_rl"]["minutes"]
+
+
+@pytest.mark.slow
+def test_rounds_example_trains_every_round_evaluates_every_stage_and_reads_back(tmp_path, capsys, monkeypatch):
+    from tests.helpers import sample_with_oracle
+
+    example = load("rounds")
+    settings = example.Settings(
+        out=str(tmp_path / "rounds"), rounds=2, per_level=6, eval_levels=(1, 2), threads=1,
+        overrides={
+            "synth_n": 60, "synth_levels": (1,), "sft_steps": 40, "sft_validation": 0, "train_levels": (1,),
+            "eval_levels": (1,), "eval_per_level": 4, "iterations": 2, "episodes_per_iteration": 8, "minibatch_size": 8,
+            "micro_batch_size": 8, "max_new_tokens": 128, "distill_problems": 12, "distill_samples": 2,
+            "progress": False,
+        },
+    )  # fmt: skip
+    sample_with_oracle(monkeypatch.setattr, example.train_config(settings, 0))  # round 2 samples scripted answers
+    results = example.main(settings)
+    stages = results[0]["stages"]
+    assert list(stages) == ["round 0: SFT", "round 1: SFT + RL", "round 2: distilled", "round 2: distilled + RL"]
+    assert all({len(v) for v in stage["verdicts"].values()} == {6} for stage in stages.values())
+    kept = results[0]["rounds"][2]["distilled"]
+    table = (tmp_path / "rounds" / "rounds.md").read_text()
+    assert table in capsys.readouterr().out and all(f"| {name} |" in table for name in stages)
+    assert f"| {kept} (" in table  # the distilled set's size, with its self-correction share
+    metrics = tmp_path / "rounds" / "seed-0" / "round-2" / "rl" / "metrics.json"
+    written = metrics.stat().st_mtime_ns
+    again = example.main(settings)  # finished rounds are read back, not trained again
+    assert metrics.stat().st_mtime_ns == written and again[0]["stages"] == stages

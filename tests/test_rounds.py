@@ -108,10 +108,11 @@ def setup(tmp_path_factory):
 def _config(setup: Path, out: Path, **overrides):
     return replace(
         preset("tiny"),
-        out=str(out), model=str(setup / "sft" / "model"), round_base=str(setup / "base"), round_demos=str(setup / "demos.jsonl"),
-        rounds=2, distill_problems=12, distill_samples=2, sft_steps=3, sft_validation=0, train_levels=(1,),
-        eval_levels=(1,), eval_per_level=4, iterations=4, checkpoint_every=2, episodes_per_iteration=8,
-        minibatch_size=8, micro_batch_size=8, max_new_tokens=128, threads=1, progress=False, **overrides,
+        out=str(out), model=str(setup / "sft" / "model"), round_base=str(setup / "base"),
+        round_demos=str(setup / "demos.jsonl"), rounds=2, distill_problems=12, distill_samples=2, sft_steps=3,
+        sft_validation=0, train_levels=(1,), eval_levels=(1,), eval_per_level=4, iterations=4, checkpoint_every=2,
+        episodes_per_iteration=8, minibatch_size=8, micro_batch_size=8, max_new_tokens=128, threads=1,
+        progress=False, **overrides,
     )  # fmt: skip
 
 

@@ -23,7 +23,7 @@ from agents.engines import GenerationEngine, SamplingParams
 from satori_env import Problem, RestartState, SatoriMathVectorEnv
 from satori_env.coat import META_ACTIONS, REFLECT, get_template, is_well_formed
 
-__all__ = ["GREEDY", "EvalResult", "evaluate", "repair_own_mistakes", "self_correction"]
+__all__ = ["GREEDY", "EvalResult", "evaluate", "paired_verdicts", "repair_own_mistakes", "self_correction"]
 
 GREEDY = SamplingParams(temperature=0.0)
 """Greedy decoding (256 new tokens at most): the default of the evaluations."""
@@ -191,3 +191,30 @@ def repair_own_mistakes(
     return evaluate(
         engine, tokenizer, restart_states=states, params=params, batch_size=batch_size, prompt_template=prompt_template
     )
+
+
+def paired_verdicts(
+    engine: GenerationEngine,
+    tokenizer: Any,
+    problems_by_level: dict[int, Sequence[Problem]],
+    params: SamplingParams = GREEDY,
+    batch_size: int = 256,
+    prompt_template: str = "compact",
+) -> dict[str, Any]:
+    """Every verdict per level on fixed held-out problems (what a paired test such as
+    :func:`~agents.evaluation.metrics.mcnemar` compares between policies), and how many of its
+    own wrong answers the policy repairs after ``<|reflect|>`` (:func:`repair_own_mistakes`):
+    ``{"verdicts": {"1": [...], ...}, "repaired": int, "repair_tried": int}``."""
+    verdicts, repaired, tried = {}, 0, 0
+    for level, problems in problems_by_level.items():
+        result = evaluate(
+            engine, tokenizer, problems, params=params, batch_size=batch_size, prompt_template=prompt_template
+        )
+        verdicts[str(level)] = [record["correct"] for record in result.records]
+        repair = repair_own_mistakes(
+            engine, tokenizer, result, problems, params=params, batch_size=batch_size, prompt_template=prompt_template
+        )
+        if repair is not None:
+            repaired += sum(record["correct"] for record in repair.records)
+            tried += repair.n
+    return {"verdicts": verdicts, "repaired": repaired, "repair_tried": tried}

@@ -9,6 +9,7 @@
 * :func:`change_outcomes`: the same, judged: did the answer go from wrong to right, right to
   wrong, keep its correctness, or was there no answer before the meta-action?
 * :func:`mcnemar`: whether two policies differ on the same problems (paired verdicts).
+* :func:`spread`: a figure over seeds as "mean (min to max)", for report tables.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ from satori_env.answers import extract_answer
 from satori_env.coat import META_ACTIONS, split_steps
 from satori_env.verifier import Verifier
 
-__all__ = ["AnswerChange", "McNemar", "answer_changes", "change_outcomes", "majority_vote", "mcnemar", "pass_at_k"]
+__all__ = [
+    "AnswerChange",
+    "McNemar",
+    "answer_changes",
+    "change_outcomes",
+    "majority_vote",
+    "mcnemar",
+    "pass_at_k",
+    "spread",
+]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -54,6 +64,18 @@ class McNemar:
     def difference(self) -> float:
         """The second's accuracy minus the first's."""
         return (self.gained - self.lost) / self.n if self.n else 0.0
+
+
+def spread(values: Sequence[float], sign: bool = False) -> str:
+    """``values`` (one per seed) as "mean (min to max)", one decimal (just the value when there
+    is one; ``sign``: with + on positive numbers).
+
+    >>> spread([60.9, 62.0, 61.1]), spread([2.2], sign=True)
+    ('61.3 (60.9 to 62.0)', '+2.2')
+    """
+    fmt = "{:+.1f}" if sign else "{:.1f}"
+    mean = fmt.format(sum(values) / len(values))
+    return mean if len(values) == 1 else f"{mean} ({fmt.format(min(values))} to {fmt.format(max(values))})"
 
 
 def mcnemar(first: Sequence[bool], second: Sequence[bool]) -> McNemar:
