@@ -32,6 +32,7 @@ from agents.evaluation.benchmarks import EvalArgs
 from agents.reward_model import RewardModelArgs
 from agents.sft import SFTArgs, train_sft
 from agents.speed_suite import SpeedSuiteArgs
+from satori_env.graders import judge
 from satori_env.tasks import list_sources, load_problems
 from satori_env.tasks.datasets import reference_solution
 from satori_env.verifier import DEFAULT_TIMEOUT_S, Verifier
@@ -70,8 +71,8 @@ def run_datasets(args: DatasetsArgs) -> int:
             levels = sorted({p.level for p in problems if p.level is not None})
             row = [name, str(len(problems)), f"{levels[0]}-{levels[-1]}" if levels else "-"]
             if args.check:
-                pairs = [(s, p.answer) for p in problems if (s := reference_solution(p)) is not None]
-                verdicts = verifier.check_batch(pairs)
+                pairs = [(s, p) for p in problems if (s := reference_solution(p)) is not None]
+                verdicts = judge(verifier, [s for s, _ in pairs], [p for _, p in pairs])
                 answered = [v for v in verdicts if v.status != "no_answer"]
                 accepted = sum(v.correct for v in answered)
                 share = f"{accepted} ({accepted / len(answered):.1%})" if answered else "-"

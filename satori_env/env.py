@@ -13,6 +13,7 @@ from gymnasium import spaces
 from satori_env._checks import brief
 from satori_env.coat import META_ACTIONS, PromptTemplate, get_template, render_ansi
 from satori_env.curriculum import Curriculum, make_curriculum
+from satori_env.graders import judge
 from satori_env.restart import RestartBuffer, RestartState, Trajectory
 from satori_env.rewards import Episode, Scorer, make_reward
 from satori_env.tasks import Problem, ProblemSource, make_source
@@ -496,7 +497,7 @@ class SatoriMathEnv(gym.Env):
             return self.observation(), 0.0, False, False, {}
         completion = self.completion_text()
         verifier = self.verifier or default_verifier()
-        episode = self.episode_record(ended, completion, verifier.check(completion, self._problem.answer))
+        episode = self.episode_record(ended, completion, judge(verifier, [completion], [self._problem])[0])
         return self.finish_episode(ended, episode, self.reward_spec(episode))
 
     def _count_actions(self, ids: Sequence[int]) -> None:

@@ -32,6 +32,7 @@ from gymnasium.vector.utils import batch_space
 
 from satori_env.curriculum import Curriculum
 from satori_env.env import SatoriMathEnv
+from satori_env.graders import judge
 from satori_env.tokens import cut_after_stop, token_array
 from satori_env.verifier import default_verifier
 
@@ -250,7 +251,7 @@ class SatoriMathVectorEnv(VectorEnv):
         finished = [i for i, end in enumerate(ended) if end is not None]
         completions = {i: self.envs[i].completion_text() for i in finished}
         verifier = self.envs[0].verifier or default_verifier()
-        verdicts = verifier.check_batch([(completions[i], self.envs[i].problem.answer) for i in finished])
+        verdicts = judge(verifier, [completions[i] for i in finished], [self.envs[i].problem for i in finished])
         verdict_of = dict(zip(finished, verdicts))
 
         infos = {}

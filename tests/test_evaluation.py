@@ -178,7 +178,7 @@ def test_satori_eval_end_to_end(tmp_path, capsys):
         "--model",
         str(tmp_path / "model"),
         "--bench",
-        "arith,gsm8k",
+        "arith,gsm8k,folio",
         "--limit",
         "6",
         "--k",
@@ -193,13 +193,15 @@ def test_satori_eval_end_to_end(tmp_path, capsys):
     ]
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text())
-    for bench in ("arith", "gsm8k"):
+    for bench in ("arith", "gsm8k", "folio"):
         numbers = results["benchmarks"][bench]
         assert numbers["n"] == 6 and len(numbers["records"]) == 6 and len(numbers["sampled_records"]) == 18
         assert 0 <= numbers["sampled_pass@1"] <= numbers["pass@3"] <= 1
         assert all(r["num_new_tokens"] <= 24 for r in numbers["records"])
     table = (out / "results.md").read_text()
-    assert "| gsm8k | 6 |" in table and "93.2" in table and "maj@3" in table
+    assert "| gsm8k | 6 |" in table and "| 93.2 | 93.9 |" in table and "maj@3" in table
+    assert "| folio | 6 |" in table and "| 71.4 | 72.9 |" in table  # out of domain, graded by its rule
+    assert {r["grader"] for r in results["benchmarks"]["folio"]["records"]} == {"folio"}
     assert (out / "coat.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| arith | 6 |" in capsys.readouterr().out
 

@@ -120,6 +120,7 @@ def evaluate(
                     "completion": infos["completion"][i],
                     "answer": infos["answer"][i],
                     "gold": infos["gold"][i],
+                    "grader": _problem(chunk[i]).meta.get("grader"),  # None: checked as math
                 }
             )
         bar.update(len(chunk))

@@ -20,6 +20,7 @@ from math import comb, sqrt
 
 from satori_env.answers import extract_answer
 from satori_env.coat import META_ACTIONS, split_steps
+from satori_env.graders import GRADERS
 from satori_env.verifier import Verifier
 
 __all__ = [
@@ -151,21 +152,22 @@ def answer_changes(completion: str) -> list[AnswerChange]:
 
 
 def change_outcomes(records: Sequence[dict], verifier: Verifier) -> list[list[tuple[str, str]]]:
-    """For each record (``completion``, ``gold``), every reflect/explore of :func:`answer_changes`
+    """For each record (``completion``, ``gold``, and ``grader`` where the problem has its own
+    answer rule, see :mod:`satori_env.graders`), every reflect/explore of :func:`answer_changes`
     as ``(action, outcome)``: ``wrong_to_right``, ``right_to_wrong``, ``kept`` (the same
     correctness, or no answer after it) or ``no_answer_before``. Each distinct (answer, gold)
-    pair is verified once."""
+    pair is checked once."""
     changes = [answer_changes(record["completion"]) for record in records]
-    to_check = sorted(
-        {
-            (answer, record["gold"])
-            for record, found in zip(records, changes)
-            for change in found
-            for answer in (change.before, change.after)
-            if answer is not None
-        }
-    )
-    verdicts = dict(zip(to_check, verifier.verify_batch([(f"\\boxed{{{a}}}", g) for a, g in to_check])))
+    keys = {
+        (answer, record["gold"], record.get("grader"))
+        for record, found in zip(records, changes)
+        for change in found
+        for answer in (change.before, change.after)
+        if answer is not None
+    }
+    verdicts = {key: GRADERS[key[2]](key[0], key[1]) for key in keys if key[2] is not None}
+    math = sorted(key for key in keys if key[2] is None)
+    verdicts.update(zip(math, verifier.verify_batch([(f"\\boxed{{{a}}}", g) for a, g, _ in math])))
     outcomes = []
     for record, found in zip(records, changes):
         judged = []
@@ -173,8 +175,9 @@ def change_outcomes(records: Sequence[dict], verifier: Verifier) -> list[list[tu
             if change.before is None:
                 judged.append((change.action, "no_answer_before"))
                 continue
-            before = verdicts[(change.before, record["gold"])]
-            after = before if change.after is None else verdicts[(change.after, record["gold"])]
+            rule = record.get("grader")
+            before = verdicts[(change.before, record["gold"], rule)]
+            after = before if change.after is None else verdicts[(change.after, record["gold"], rule)]
             outcome = "wrong_to_right" if after and not before else "right_to_wrong" if before and not after else "kept"
             judged.append((change.action, outcome))
         outcomes.append(judged)

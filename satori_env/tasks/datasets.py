@@ -134,6 +134,32 @@ def _minerva() -> list[Problem]:
     return problems
 
 
+# -- out-of-domain sets of Satori's Table 2 (graded by satori_env.graders, not as math) ------------------
+
+_OOD_GRADERS = {
+    "folio": "folio",
+    "strategyqa": "strategyqa",
+    "cruxeval_o": "cruxeval",
+    "tablebench": "tablebench",
+    "mmlu_pro_stem": "mmlu_pro",
+}
+
+
+def _ood(name: str) -> list[Problem]:
+    """One out-of-domain set; TableBench: the fact-checking and numerical-reasoning rows Satori
+    scored (``satori_subset``). ``meta["grader"]`` names the answer rule."""
+    problems = []
+    for row in _rows(f"ood_{name}.jsonl.gz"):
+        if name == "tablebench" and not row["satori_subset"]:
+            continue
+        meta = {**row["meta"], "grader": _OOD_GRADERS[name]}
+        meta.update({key: row[key] for key in ("choices", "code", "input", "qtype", "qsubtype") if key in row})
+        problems.append(
+            Problem(f"{name}/{row['id'].rsplit('-', 1)[1]}", row["question"], row["answer"], name, None, meta)
+        )
+    return problems
+
+
 DATASETS: dict[str, Callable[[], list[Problem]]] = {
     "gsm8k:train": lambda: _gsm8k("train"),
     "gsm8k:test": lambda: _gsm8k("test"),
@@ -142,6 +168,7 @@ DATASETS: dict[str, Callable[[], list[Problem]]] = {
     "amc23": _amc23,
     "olympiadbench": _olympiadbench,
     "minerva": _minerva,
+    **{name: (lambda name=name: _ood(name)) for name in _OOD_GRADERS},
 }
 
 
