@@ -121,6 +121,13 @@ class TrainConfig:
     """policy learning rate"""
     critic_lr: float = 1e-3
     """critic learning rate"""
+    lr_schedule: str = "constant"
+    """learning rates over the run: constant, or cosine_with_min_lr (linear warm-up, then cosine decay to a floor;
+    Satori's release)"""
+    lr_warmup_ratio: float = 0.03
+    """cosine_with_min_lr: share of the run's optimiser steps spent warming up"""
+    min_lr_ratio: float = 0.1
+    """cosine_with_min_lr: the floor, as a share of each peak learning rate"""
     ppo_epochs: int = 1
     """passes over each rollout"""
     minibatch_size: int = 32
@@ -226,6 +233,8 @@ class TrainConfig:
                 "device_memory_gb": 0,
                 "gamma": 0,
                 "lam": 0,
+                "lr_warmup_ratio": 0,
+                "min_lr_ratio": 0,
                 "checkpoint_every": 1,
                 "eval_per_level": 0,
             },
@@ -238,11 +247,12 @@ class TrainConfig:
                 "value_clip": 0,
                 "grad_clip": 0,
             },
-            at_most={"restart_prob": 1, "top_p": 1, "gamma": 1, "lam": 1},
+            at_most={"restart_prob": 1, "top_p": 1, "gamma": 1, "lam": 1, "lr_warmup_ratio": 1, "min_lr_ratio": 1},
             choices={
                 "restart_strategy": STRATEGIES,
                 "reward": sorted(REWARD_PRESETS),
                 "kl_estimator": ("k1", "k2", "k3"),
+                "lr_schedule": ("constant", "cosine_with_min_lr"),
             },
             subsets={"train_levels": sorted(LEVELS), "eval_levels": sorted(LEVELS), "synth_levels": sorted(LEVELS)},
         )
@@ -272,7 +282,11 @@ PRESETS: dict[str, TrainConfig] = {
         curriculum="adaptive",
     ),
     # GPU presets: a Qwen2.5-Math checkpoint given with --model (local path or hub id), Satori's
-    # hyper-parameters (arXiv 2502.02508, its release's train.sh), GSM8K's training problems.
+    # hyper-parameters (arXiv 2502.02508; its release: examples/satori/train.sh and the defaults of
+    # openrlhf/cli/train_ppo_ray.py it does not override), GSM8K's training problems. Every release
+    # value is pinned in tests/test_train.py::test_the_7b_preset_is_the_release_recipe. The tiny
+    # preset keeps its own measured values instead: lam 1.0 (the terminal reward reaches every token
+    # while the critic is poor), a constant learning rate, running reward normalisation.
     "7b": TrainConfig(
         out="runs/7b",
         model_preset="",  # nothing to build: give --model
@@ -288,6 +302,9 @@ PRESETS: dict[str, TrainConfig] = {
         critic="separate",
         actor_lr=2e-7,
         critic_lr=5e-6,
+        lam=0.95,  # train_ppo_ray.py's default --lambd
+        lr_schedule="cosine_with_min_lr",  # its scheduler, warm-up 3 % (--lr_warmup_ratio), floor 0.1 x lr
+        normalize_reward=False,  # no normalisation of the total reward; advantages whitened (the default here)
         restart_prob=0.5,
         restart_capacity=100_000,
         checkpoint_every=20,

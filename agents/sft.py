@@ -35,6 +35,7 @@ from agents.checkpoint import clean_partial_writes, latest_checkpoint, load_chec
 from agents.data.synth import Demonstration, read_demos
 from agents.device import autocast, choose_device, padded_length
 from agents.models import load_policy, save_policy
+from agents.schedules import warmup_cosine
 from satori_env.atomic import atomic_write
 from satori_env.coat import get_template
 
@@ -103,20 +104,6 @@ def _collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor
         labels[row, :n] = torch.tensor(example.labels)
         mask[row, :n] = 1
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
-
-
-def warmup_cosine(
-    optimizer: torch.optim.Optimizer, warmup: int, total: int, min_ratio: float
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up to the peak learning rate, then cosine decay to ``min_ratio`` of it."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 @dataclass

@@ -8,7 +8,8 @@ import torch
 
 from agents.data.synth import arithmetic_demo, synthesize, write_demos
 from agents.models import build_model
-from agents.sft import IGNORE, SFTArgs, bucket_batches, tokenize_demos, train_sft, warmup_cosine
+from agents.schedules import warmup_cosine
+from agents.sft import IGNORE, SFTArgs, bucket_batches, tokenize_demos, train_sft
 from satori_env import ArithmeticTasks
 from satori_env.tokenizer import default_tokenizer
 

@@ -36,6 +36,7 @@ from agents.device import autocast, padded_length
 from agents.distributed.parallel import SingleProcess
 from agents.policy import ActorCritic, TokenOutputs
 from agents.rollout import Rollout
+from agents.schedules import rl_schedule
 
 __all__ = ["ALGORITHMS", "Advantages", "Algorithm", "Minibatch", "Scores", "register"]
 
@@ -120,7 +121,7 @@ class Algorithm:
         if self.uses_critic:
             groups.append({"params": policy.critic_parameters(), "lr": config.critic_lr})
         self.optimizer = torch.optim.AdamW(groups, weight_decay=0.0, betas=(0.9, 0.95), eps=1e-8)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 1.0)
+        self.scheduler = rl_schedule(self.optimizer, config)
         self.rng = np.random.default_rng(config.seed)
         self._reference: torch.nn.Module | None = None  # a frozen copy of the starting policy, made at first use
 
