@@ -85,6 +85,12 @@ class TrainConfig:
     """reward preset: satori (rule + reflection bonus) or binary"""
     bonus_scale: float = 0.5
     """scale of the reflection bonus"""
+    reward_model: str | None = None
+    """an outcome reward model (satori train-rm's OUT/model, or any sequence-classification checkpoint: local path
+    or hub id) whose sigmoid score is added to every episode's reward, weight 1 (Satori's preference bonus, logged as
+    reward/preference); None: rule and reflection terms only"""
+    normalize_preference: bool = True
+    """the reward model's score is first normalised by its stored mean and std (the release's --normalize_reward)"""
     restart_prob: float = 0.25
     """share of episodes that start from a restart state (RAE)"""
     restart_strategy: str = "frontier"

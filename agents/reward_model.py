@@ -70,10 +70,16 @@ class OutcomeRewardModel:
         tokenizer: its tokenizer (COAT tokens added if missing).
         template: the prompt template the problem is shown in (see :mod:`satori_env.coat`).
         max_length: longest input; longer ones keep their end (where the answer is).
+        normalize: :meth:`score_batch` gives ``(score - mean) / std`` with the score statistics
+            stored in the model's config (``config.mean``, ``config.std``: what ``satori train-rm``
+            records, and what OpenRLHF's ``--normalize_reward`` reads from a reward model); a
+            model without them is left as it is. :meth:`scores` (training) never normalises.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, template: str = "compact", max_length: int = 512) -> None:
-        self.model, self.tokenizer = model, tokenizer
+    def __init__(
+        self, model: Any, tokenizer: Any, template: str = "compact", max_length: int = 512, normalize: bool = False
+    ) -> None:
+        self.model, self.tokenizer, self.normalize = model, tokenizer, normalize
         add_coat_tokens(tokenizer)
         if model.config.num_labels != 1:
             raise ValueError(f"a reward model has one output; this model has num_labels={model.config.num_labels}")
@@ -97,9 +103,11 @@ class OutcomeRewardModel:
         return cls(LlamaForSequenceClassification(config), tokenizer)
 
     @classmethod
-    def from_pretrained(cls, path: str, device: str = "auto", **kwargs: Any) -> OutcomeRewardModel:
+    def from_pretrained(
+        cls, path: str, device: str = "auto", normalize: bool = False, **kwargs: Any
+    ) -> OutcomeRewardModel:
         """Load a saved reward model, or any sequence-classification checkpoint (local path or
-        hub id) to fine-tune as one."""
+        hub id) to fine-tune as one; ``normalize`` as in the class."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         path = locate_pretrained(path, "reward model")
@@ -108,7 +116,8 @@ class OutcomeRewardModel:
         model = load_pretrained(
             AutoModelForSequenceClassification.from_pretrained, path, "reward model", num_labels=1, **kwargs
         )
-        reward_model = cls(model, load_pretrained(AutoTokenizer.from_pretrained, path, "reward model"), **settings)
+        tokenizer = load_pretrained(AutoTokenizer.from_pretrained, path, "reward model")
+        reward_model = cls(model, tokenizer, normalize=normalize, **settings)
         reward_model.model.to(choose_device(device))
         return reward_model
 
@@ -140,7 +149,22 @@ class OutcomeRewardModel:
         for start in range(0, len(completions), batch_size):
             out += self.scores(problems[start : start + batch_size], completions[start : start + batch_size]).tolist()
         self.model.train(was_training)
+        mean, std = getattr(self.model.config, "mean", None), getattr(self.model.config, "std", None)
+        if self.normalize and mean is not None and std:
+            out = [(score - mean) / std for score in out]
         return out
+
+    def record_score_statistics(self, pairs: Sequence[PreferencePair]) -> tuple[float, float]:
+        """Store the mean and standard deviation of the scores of ``pairs``' completions (chosen
+        and rejected) in the model's config, saved with it, for ``normalize``; returns them."""
+        if self.normalize:
+            raise ValueError("record_score_statistics reads raw scores: call it on a reward model with normalize=False")
+        problems = [p.problem for p in pairs]
+        scores = torch.tensor(
+            self.score_batch(problems + problems, [p.chosen for p in pairs] + [p.rejected for p in pairs])
+        )
+        self.model.config.mean, self.model.config.std = float(scores.mean()), float(scores.std().clamp(min=1e-6))
+        return self.model.config.mean, self.model.config.std
 
     def __call__(self, problem: Problem, completion: str) -> float:
         return self.score_batch([problem], [completion])[0]
@@ -300,6 +324,7 @@ class RewardModelArgs:
         metrics = train_reward_model(
             reward_model, pairs, self.steps, self.batch_size, self.lr, self.seed, held_out, log_dir=str(out / "tb")
         )
+        metrics["score_mean"], metrics["score_std"] = reward_model.record_score_statistics(pairs[:2000])
         reward_model.save_pretrained(str(out / "model"))
         (out / "metrics.json").write_text(json.dumps({**metrics, "args": asdict(self)}, indent=2))
         return metrics

@@ -208,6 +208,8 @@ def check_config(config: TrainConfig) -> None:
         )
     if config.model is not None:
         locate_pretrained(config.model, "--model")  # a missing local path fails now, not after stage one
+    if config.reward_model is not None:
+        locate_pretrained(config.reward_model, "--reward-model")
     elif config.model_preset not in MODEL_PRESETS:
         raise ValueError(
             f"no model given (--model PATH) and no model preset to build ({config.model_preset!r}); valid presets: "
@@ -352,7 +354,7 @@ def make_envs(config: TrainConfig, tokenizer: Any, num_envs: int, tasks: Any = N
         tokenizer=tokenizer,
         max_new_tokens=config.max_new_tokens,
         prompt_template=config.prompt_template,
-        reward=make_reward(config.reward, bonus_scale=config.bonus_scale) if reward is None else reward,
+        reward=run_reward(config) if reward is None else reward,
         restart_buffer=buffer,
         restart_prob=config.restart_prob,
         curriculum=config.curriculum if tasks is None else None,  # your tasks decide (a Curriculum is one too)
@@ -360,6 +362,19 @@ def make_envs(config: TrainConfig, tokenizer: Any, num_envs: int, tasks: Any = N
     )
     envs.reset(seed=config.seed)
     return envs
+
+
+def run_reward(config: TrainConfig):
+    """The reward of a run: the ``reward`` preset with ``bonus_scale``, plus the preference bonus
+    of ``reward_model`` (on the run's device) when one is given."""
+    scorer = None
+    if config.reward_model is not None:
+        from agents.reward_model import OutcomeRewardModel
+
+        scorer = OutcomeRewardModel.from_pretrained(
+            config.reward_model, device=config.device, normalize=config.normalize_preference
+        )
+    return make_reward(config.reward, scorer=scorer, bonus_scale=config.bonus_scale)
 
 
 def restore_envs(envs: SatoriMathVectorEnv, checkpoint: Path, state: dict[str, Any]) -> None:

@@ -139,3 +139,50 @@ def test_train_rm_command_writes_a_loadable_run(tmp_path, capsys):
     loaded = OutcomeRewardModel.from_pretrained(str(tmp_path / "run" / "model"))
     pair: PreferencePair = synthetic_pairs(1)[0]
     assert isinstance(loaded(pair.problem, pair.chosen), float)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    pairs = synthetic_pairs(20, (1, 2), "train", 0)  # the training pairs: their scores set the statistics
+    problems = [p.problem for p in pairs] * 2
+    completions = [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    raw = np.array(loaded.score_batch(problems, completions))
+    assert (metrics["score_mean"], metrics["score_std"]) == pytest.approx((raw.mean(), raw.std(ddof=1)), rel=1e-4)
+    normalized = OutcomeRewardModel.from_pretrained(str(tmp_path / "run" / "model"), normalize=True)
+    scaled = np.array(normalized.score_batch(problems, completions))
+    assert scaled == pytest.approx((raw - metrics["score_mean"]) / metrics["score_std"], abs=1e-4)
+    assert abs(scaled.mean()) < 1e-4 and scaled.std(ddof=1) == pytest.approx(1, rel=1e-3)
+
+
+def test_a_reward_model_without_statistics_is_not_normalised():
+    reward_model = OutcomeRewardModel.tiny(seed=2)
+    pair = synthetic_pairs(1)[0]
+    raw = reward_model(pair.problem, pair.chosen)
+    reward_model.normalize = True
+    assert reward_model(pair.problem, pair.chosen) == pytest.approx(raw)  # nothing stored: the raw score
+    reward_model.model.config.mean, reward_model.model.config.std = 1.5, 4.0
+    assert reward_model(pair.problem, pair.chosen) == pytest.approx((raw - 1.5) / 4.0, abs=1e-6)
+    with pytest.raises(ValueError, match="reads raw scores: call it on a reward model with normalize=False"):
+        reward_model.record_score_statistics([pair])
+
+
+def test_rl_with_a_reward_model_adds_the_preference_bonus_to_every_episode(tmp_path):
+    from dataclasses import replace
+
+    from agents.config import preset
+    from agents.models import build_model
+    from agents.train import train_rl
+
+    build_model("tiny", tmp_path / "policy", seed=0)
+    reward_model = OutcomeRewardModel.tiny(seed=4)
+    reward_model.model.config.mean, reward_model.model.config.std = 0.3, 2.0
+    reward_model.save_pretrained(str(tmp_path / "rm"))
+    config = replace(
+        preset("tiny"), out=str(tmp_path / "run"), reward_model=str(tmp_path / "rm"), iterations=2,
+        episodes_per_iteration=8, minibatch_size=8, micro_batch_size=8, max_new_tokens=8, eval_per_level=0,
+        threads=1, progress=False,
+    )  # fmt: skip
+    history = train_rl(config, str(tmp_path / "policy"))["history"]
+    for row in history:
+        assert 0 < row["reward/preference"] < 1  # sigmoid of the normalised score
+        terms = row["reward/rule"] + row["reward/reflection"] + row["reward/preference"]
+        assert row["reward/total"] == pytest.approx(terms, abs=1e-5)  # weight 1, added to every episode
+    with pytest.raises(FileNotFoundError, match="--reward-model"):
+        train_rl(replace(config, reward_model=str(tmp_path / "missing")), str(tmp_path / "policy"))

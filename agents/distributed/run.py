@@ -34,7 +34,6 @@ from agents.metrics import curriculum_metrics, rollout_metrics
 from agents.rollout import Episodes, Rollout, assemble_rollout, run_episodes
 from satori_env import Problem, SatoriMathVectorEnv
 from satori_env.atomic import atomic_directory
-from satori_env.rewards import make_reward
 
 __all__ = ["DistributedRun", "RolloutShard", "split"]
 
@@ -80,6 +79,8 @@ class RolloutShard:
         model_path: str | None = None,
         index: int = 0,
     ) -> None:
+        from agents.train import run_reward
+
         self.model, self.tokenizer, self.index = model, tokenizer, index
         self.config = config
         self.envs = SatoriMathVectorEnv(
@@ -89,7 +90,7 @@ class RolloutShard:
             max_new_tokens=config.max_new_tokens,
             max_prompt_tokens=max_prompt_tokens,
             prompt_template=config.prompt_template,
-            reward=make_reward(config.reward, bonus_scale=config.bonus_scale) if reward is None else reward,
+            reward=run_reward(config) if reward is None else reward,
             autoreset_mode=AutoresetMode.DISABLED,
         )
         self.engine = engine if engine is not None else _engine(config, model, self.envs, model_path)
