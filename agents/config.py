@@ -127,6 +127,10 @@ class TrainConfig:
     """policy learning rate"""
     critic_lr: float = 1e-3
     """critic learning rate"""
+    critic_init: str = "actor"
+    """where a separate critic starts: actor (a copy of the policy's transformer, a zero value head), reward_model
+    (the --reward-model checkpoint's transformer and score head: Satori's release), or a sequence-classification
+    checkpoint (local path or hub id) that reads the policy's tokens"""
     lr_schedule: str = "constant"
     """learning rates over the run: constant, or cosine_with_min_lr (linear warm-up, then cosine decay to a floor;
     Satori's release)"""
@@ -309,6 +313,7 @@ PRESETS: dict[str, TrainConfig] = {
         actor_lr=2e-7,
         critic_lr=5e-6,
         lam=0.95,  # train_ppo_ray.py's default --lambd
+        critic_init="reward_model",  # its critic starts from --reward_pretrain (give --reward-model)
         lr_schedule="cosine_with_min_lr",  # its scheduler, warm-up 3 % (--lr_warmup_ratio), floor 0.1 x lr
         normalize_reward=False,  # no normalisation of the total reward; advantages whitened (the default here)
         restart_prob=0.5,

@@ -24,6 +24,7 @@ __all__ = [
     "ModelPreset",
     "build_model",
     "llama_config",
+    "load_critic_start",
     "load_policy",
     "policy_settings",
     "save_policy",
@@ -184,3 +185,18 @@ def policy_settings(path: str | Path) -> dict[str, Any]:
     if not isinstance(recorded, dict):
         raise ValueError(f"{settings} must hold a JSON object, got {type(recorded).__name__}")
     return recorded
+
+
+def load_critic_start(config: Any, device: str = "cpu"):
+    """The sequence-classification model a run's separate critic starts from
+    (``config.critic_init``: ``reward_model`` reads ``config.reward_model``), or None for a copy
+    of the actor."""
+    if config.critic_init == "actor":
+        return None
+    from transformers import AutoModelForSequenceClassification
+
+    from satori_env.pretrained import load_pretrained
+
+    path = config.reward_model if config.critic_init == "reward_model" else config.critic_init
+    model = load_pretrained(AutoModelForSequenceClassification.from_pretrained, path, "critic", num_labels=1)
+    return model.to(device)

@@ -49,11 +49,21 @@ class ActorCritic(nn.Module):
         critic: "shared" (a value head on the actor's hidden state), "separate" (a copy of the
             actor's transformer plus a value head), or "none" (critic-free algorithms).
         forbidden_ids: token ids the policy never writes.
+        critic_from: a ``transformers`` sequence-classification model with one output to start
+            the separate critic from (Satori's release starts it from the reward model): its
+            transformer becomes the critic's trunk and its score head the value head. It must
+            read the actor's token ids (the same tokenizer) and have the actor's width.
     """
 
     CRITICS = ("shared", "separate", "none")
 
-    def __init__(self, actor: nn.Module, critic: str = "shared", forbidden_ids: Iterable[int] = ()) -> None:
+    def __init__(
+        self,
+        actor: nn.Module,
+        critic: str = "shared",
+        forbidden_ids: Iterable[int] = (),
+        critic_from: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         if critic not in self.CRITICS:
             raise ValueError(f"critic must be one of {self.CRITICS}, got {critic!r}")
@@ -64,10 +74,31 @@ class ActorCritic(nn.Module):
         if self.value_head is not None:
             nn.init.zeros_(self.value_head.weight)
             nn.init.zeros_(self.value_head.bias)
+        if critic_from is not None:
+            self._start_critic_from(critic_from)
         vocab = actor.get_output_embeddings().weight.shape[0]
         forbidden = torch.zeros(vocab, dtype=torch.bool)
         forbidden[list(forbidden_ids)] = True
         self.register_buffer("forbidden", forbidden, persistent=False)
+
+    def _start_critic_from(self, scorer: nn.Module) -> None:
+        if self.critic_kind != "separate":
+            raise ValueError(
+                f"a critic started from a reward model is a separate one; this policy's is {self.critic_kind!r}"
+            )
+        vocab = self.actor.get_input_embeddings().num_embeddings
+        width, rows = scorer.config.hidden_size, scorer.get_input_embeddings().num_embeddings
+        if width != self.actor.config.hidden_size or rows < vocab or scorer.config.num_labels != 1:
+            raise ValueError(
+                f"the critic's starting model must read the actor's {vocab} token ids at width "
+                f"{self.actor.config.hidden_size} with one output; it has {rows} ids, width {width}, "
+                f"{scorer.config.num_labels} outputs"
+            )
+        head = scorer.score if hasattr(scorer, "score") else scorer.get_output_embeddings()
+        self.critic_trunk = scorer.base_model
+        with torch.no_grad():
+            self.value_head.weight.copy_(head.weight.float())
+            self.value_head.bias.copy_(head.bias.float() if getattr(head, "bias", None) is not None else 0.0)
 
     def actor_parameters(self) -> list[nn.Parameter]:
         return list(self.actor.parameters())

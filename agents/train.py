@@ -28,7 +28,7 @@ from agents.engines import ENGINES, SamplingParams, load_engine, make_engine
 from agents.engines.base import forbidden_ids
 from agents.evaluation.episodes import evaluate
 from agents.metrics import curriculum_metrics, rollout_metrics
-from agents.models import MODEL_PRESETS, load_policy, save_policy
+from agents.models import MODEL_PRESETS, load_critic_start, load_policy, save_policy
 from agents.policy import ActorCritic
 from agents.rollout import Rollout, collect_rollout
 from satori_env import CURRICULA, ArithmeticTasks, RestartBuffer, SatoriMathVectorEnv, load_problems
@@ -210,6 +210,13 @@ def check_config(config: TrainConfig) -> None:
         locate_pretrained(config.model, "--model")  # a missing local path fails now, not after stage one
     if config.reward_model is not None:
         locate_pretrained(config.reward_model, "--reward-model")
+    if config.critic_init == "reward_model" and config.reward_model is None:
+        raise ValueError(
+            "critic_init 'reward_model' starts the critic from the reward model: give --reward-model PATH, or "
+            "--critic-init actor (a copy of the policy) or --critic-init PATH (a sequence-classification checkpoint)"
+        )
+    if config.critic_init not in ("actor", "reward_model"):
+        locate_pretrained(config.critic_init, "--critic-init")
     elif config.model_preset not in MODEL_PRESETS:
         raise ValueError(
             f"no model given (--model PATH) and no model preset to build ({config.model_preset!r}); valid presets: "
@@ -264,7 +271,8 @@ class LocalRun:
         self.envs = make_envs(config, self.tokenizer, config.episodes_per_iteration, tasks, reward)
         critic = config.critic if ALGORITHMS[config.algo].uses_critic else "none"
         forbidden = forbidden_ids(self.model, self.envs)  # what the engine never writes
-        self.policy = ActorCritic(self.model, critic, forbidden).to(device)
+        start = load_critic_start(config) if critic == "separate" else None
+        self.policy = ActorCritic(self.model, critic, forbidden, critic_from=start).to(device)
         self.algorithm = ALGORITHMS[config.algo](self.policy, config)
         self.engine = make_engine(config.engine, self.model, self.envs, model_path=model_path)
 

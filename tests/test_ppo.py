@@ -199,3 +199,50 @@ def test_the_reference_is_a_frozen_copy(tmp_path):
     assert not torch.allclose(policy(tokens, mask, with_entropy=False).logprobs, before)
     assert torch.allclose(policy.reference_logprobs(reference, tokens, mask, 1.0), before)
     assert not any(p.requires_grad for p in reference.parameters())
+
+
+def test_a_separate_critic_starts_from_a_reward_model(tmp_path):
+    """Satori's release starts the critic from the reward model: its transformer is the trunk and
+    its score head the value head, so the first values are the reward model's per-token scores."""
+    from transformers import LlamaForSequenceClassification
+
+    from agents.config import TrainConfig
+    from agents.models import load_critic_start
+    from agents.policy import ActorCritic
+
+    actor = _toy_actor(tmp_path)
+    torch.manual_seed(1)
+    scorer = LlamaForSequenceClassification(actor.config.__class__(**{**actor.config.to_dict(), "num_labels": 1}))
+    scorer.save_pretrained(tmp_path / "rm")
+    start = load_critic_start(TrainConfig(critic_init="reward_model", reward_model=str(tmp_path / "rm")))
+    policy = ActorCritic(actor, "separate", critic_from=start)
+    tokens = torch.tensor([[4, 5, 6, 7, 8]])
+    values = policy(tokens, torch.ones_like(tokens), with_entropy=False).values
+    with torch.no_grad():
+        expected = scorer.score(scorer.model(input_ids=tokens).last_hidden_state)[0, :-1, 0]
+        last = scorer(input_ids=tokens).logits[0, 0]  # the reward model's own score of the sequence
+    assert torch.allclose(values[0], expected, atol=1e-5) and values.abs().sum() > 0
+    assert torch.allclose(
+        policy.value_head(scorer.model(input_ids=tokens).last_hidden_state[:, -1])[0, 0], last, atol=1e-5
+    )
+    assert not {id(p) for p in policy.actor_parameters()} & {id(p) for p in policy.critic_parameters()}
+    assert load_critic_start(TrainConfig()) is None  # default: a copy of the actor
+    wide = LlamaForSequenceClassification(
+        actor.config.__class__(**{**actor.config.to_dict(), "hidden_size": 64, "num_labels": 1})
+    )
+    with pytest.raises(ValueError, match="must read the actor's 11 token ids at width 32 with one output"):
+        ActorCritic(actor, "separate", critic_from=wide)
+    with pytest.raises(ValueError, match="is a separate one; this policy's is 'shared'"):
+        ActorCritic(actor, "shared", critic_from=start)
+
+
+def test_a_critic_from_the_reward_model_needs_one(tmp_path):
+    from dataclasses import replace
+
+    from agents.config import preset
+    from agents.train import check_config
+
+    with pytest.raises(ValueError, match="critic_init 'reward_model' starts the critic from the reward model"):
+        check_config(replace(preset("tiny"), critic_init="reward_model"))
+    with pytest.raises(FileNotFoundError, match="--critic-init"):
+        check_config(replace(preset("tiny"), critic_init=str(tmp_path / "missing")))

@@ -149,6 +149,7 @@ def test_the_7b_preset_is_the_release_recipe():
         "lr_schedule": "cosine_with_min_lr", "lr_warmup_ratio": 0.03, "min_lr_ratio": 0.1, "normalize_reward": False,
         "whiten_advantages": True, "critic": "separate", "algo": "ppo", "group_size": 0, "checkpoint_every": 20,
         "gradient_checkpointing": True, "bf16": True, "engine": "vllm", "prompt_template": "satori",
+        "critic_init": "reward_model", "normalize_preference": True,
     }  # fmt: skip
     assert {name: getattr(big, name) for name in release} == release
     tiny = preset("tiny")  # chosen by measurement on the 2-core CPU (docs/guide/rl.md), not the release's

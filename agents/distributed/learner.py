@@ -19,7 +19,7 @@ from agents.algorithms import ALGORITHMS
 from agents.checkpoint import rng_state, set_rng_state
 from agents.distributed.fsdp import full_state_dict, load_sharded_state, reshard, shard_model, sharded_state
 from agents.distributed.parallel import TorchDistributed
-from agents.models import load_policy
+from agents.models import load_critic_start, load_policy
 from agents.policy import ActorCritic
 from agents.rollout import Rollout
 
@@ -55,7 +55,8 @@ class ShardedLearner:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         algorithm = ALGORITHMS[config.algo]
         critic = config.critic if algorithm.uses_critic else "none"
-        self.policy = ActorCritic(model, critic, forbidden_ids).to(self.device)
+        start = load_critic_start(config) if critic == "separate" else None
+        self.policy = ActorCritic(model, critic, forbidden_ids, critic_from=start).to(self.device)
         reference = self.policy.reference() if config.kl_coef > 0 else None
         mixed = self.device.type == "cuda" and config.bf16
         shard_model(self.policy, self.device, mixed_precision=mixed, offload=config.offload_optimizer)
