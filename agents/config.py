@@ -81,6 +81,10 @@ class TrainConfig:
     """prompt template (compact, satori, or a string with {question})"""
     max_new_tokens: int = 192
     """tokens the policy may write per episode"""
+    max_prompt_tokens: int | None = None
+    """the prompt window: a problem with a restart prefix longer than this is not started from (the drawn restart
+    state gives way to a fresh problem, counted in restart/skipped); None: the longest problem prompt plus a whole
+    response, so every restart state fits"""
     reward: str = "satori"
     """reward preset: satori (rule + reflection bonus) or binary"""
     bonus_scale: float = 0.5
@@ -224,6 +228,7 @@ class TrainConfig:
                 "distill_samples": 1,
                 "distill_original_share": 0,
                 "max_new_tokens": 1,
+                "max_prompt_tokens": 1,
                 "bonus_scale": 0,
                 "restart_prob": 0,
                 "restart_capacity": 1,
@@ -303,6 +308,7 @@ PRESETS: dict[str, TrainConfig] = {
         tasks="gsm8k:train",
         prompt_template="satori",
         max_new_tokens=3072,
+        max_prompt_tokens=1024,  # --prompt_max_len (the release truncates longer prompts; here the state is skipped)
         engine="vllm",
         iterations=100,
         episodes_per_iteration=1024,

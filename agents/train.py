@@ -361,6 +361,7 @@ def make_envs(config: TrainConfig, tokenizer: Any, num_envs: int, tasks: Any = N
         tasks=_tasks(config) if tasks is None else tasks,
         tokenizer=tokenizer,
         max_new_tokens=config.max_new_tokens,
+        max_prompt_tokens=config.max_prompt_tokens,
         prompt_template=config.prompt_template,
         reward=run_reward(config) if reward is None else reward,
         restart_buffer=buffer,

@@ -149,11 +149,24 @@ def test_the_7b_preset_is_the_release_recipe():
         "lr_schedule": "cosine_with_min_lr", "lr_warmup_ratio": 0.03, "min_lr_ratio": 0.1, "normalize_reward": False,
         "whiten_advantages": True, "critic": "separate", "algo": "ppo", "group_size": 0, "checkpoint_every": 20,
         "gradient_checkpointing": True, "bf16": True, "engine": "vllm", "prompt_template": "satori",
-        "critic_init": "reward_model", "normalize_preference": True,
+        "critic_init": "reward_model", "normalize_preference": True, "max_prompt_tokens": 1024,
     }  # fmt: skip
     assert {name: getattr(big, name) for name in release} == release
     tiny = preset("tiny")  # chosen by measurement on the 2-core CPU (docs/guide/rl.md), not the release's
     assert (tiny.lam, tiny.lr_schedule, tiny.normalize_reward, tiny.actor_lr) == (1.0, "constant", True, 1e-5)
+
+
+def test_the_prompt_window_is_capped_where_the_config_says():
+    from agents.train import make_envs
+    from satori_env.tokenizer import default_tokenizer
+
+    tokenizer = default_tokenizer()
+    sized = make_envs(preset("tiny"), tokenizer, 2).envs[0]
+    assert sized.max_prompt_tokens > preset("tiny").max_new_tokens  # room for any restart prefix
+    capped = make_envs(replace(preset("tiny"), max_prompt_tokens=80), tokenizer, 2).envs[0]
+    assert capped.max_prompt_tokens == 80 and capped.width == 80 + capped.max_new_tokens
+    with pytest.raises(ValueError, match="--max-prompt-tokens must be >= 1"):
+        replace(preset("tiny"), max_prompt_tokens=0)
 
 
 def test_the_release_schedule_warms_up_then_decays_to_its_floor_over_the_run(tmp_path):
