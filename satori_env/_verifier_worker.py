@@ -1,7 +1,7 @@
 """Verifier server: a warm math-verify process that forks answer-checking workers on demand.
 
 Started by :class:`satori_env.verifier.Verifier` as
-``python _verifier_worker.py CONTROL_FD MEMORY_MB`` (a plain subprocess, so it also works from
+``python _verifier_worker.py CONTROL_FD MEMORY_MB [RULE]`` (a plain subprocess, so it also works from
 daemonic processes such as Gymnasium's async vector-env workers). It imports nothing from
 ``satori_env``. Once it has imported and warmed up math-verify it writes ``b"ready"`` on the
 control socket; then each ``b"s"`` it reads makes it fork one worker and send back the worker's
@@ -17,7 +17,8 @@ math-verify's LaTeX extractor only. That path builds sympy objects through an AN
 math-verify's plain-expression extractor (which hands strings to sympy's ``parse_expr``, an
 ``eval``) is deliberately not used, so nothing from a completion is ever evaluated as code.
 Timeouts are the parent's job (it kills the worker), so math-verify's signal-based timeouts are
-switched off.
+switched off. With RULE ``satori-release`` the workers run Satori's release's checker instead
+(``release_rule.py``, loaded by path).
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(0)
 
 
-def _make_checker():
+def _make_checker(rule: str):
+    if rule == "satori-release":
+        return _release_checker()
     from functools import lru_cache
 
     from math_verify import LatexExtractionConfig, parse, verify
@@ -96,6 +99,17 @@ def _make_checker():
     return equal
 
 
+def _release_checker():
+    """Satori's release's MATH checker (``release_rule.py`` beside this file, loaded by path)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "release_rule.py")
+    spec = importlib.util.spec_from_file_location("satori_release_rule", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return lambda gold, predicted: module.math_equal(predicted, gold)
+
+
 def _serve_jobs(conn: socket.socket, equal) -> None:
     """Worker loop: answer jobs until the parent closes the socket."""
     reader, writer = conn.makefile("rb"), conn.makefile("wb")
@@ -115,7 +129,7 @@ def main() -> None:
     control = socket.socket(fileno=int(sys.argv[1]))
     if int(sys.argv[2]) > 0:
         _limit_memory(int(sys.argv[2]))
-    equal = _make_checker()
+    equal = _make_checker(sys.argv[3] if len(sys.argv) > 3 else "math-verify")
     for gold, predicted in _WARM_UP:
         equal(gold, predicted)
     gc.freeze()  # keep the warm heap out of the workers' collections: fewer copy-on-write faults

@@ -20,7 +20,7 @@ from satori_env.tasks import Problem, ProblemSource, make_source
 from satori_env.tasks.sources import FixedProblems
 from satori_env.tokenizer import add_coat_tokens, load_tokenizer, tokenizer_fingerprint
 from satori_env.tokens import token_array
-from satori_env.verifier import Verdict, Verifier, default_verifier
+from satori_env.verifier import RULES, Verdict, Verifier, default_verifier, rule_verifier
 
 __all__ = ["OBSERVATION_MODES", "SatoriMathEnv"]
 
@@ -100,7 +100,9 @@ class SatoriMathEnv(gym.Env):
     restart_buffer: a RestartBuffer to draw restart states from.
     restart_prob: share of episodes that start from a restart state (default 0.5).
     render_mode: None or "ansi".
-    verifier: a Verifier; None uses the process-wide one.
+    verifier: a Verifier; None uses the process-wide one; an answer rule's name
+        (``"satori-release"``: Satori's release's own rule, see :mod:`satori_env.release_rule`)
+        uses that rule's process-wide one.
     curriculum: None, a name ("uniform", "adaptive": over the arithmetic levels of ``tasks``,
         default 1-3) or a :class:`~satori_env.curriculum.Curriculum`: it chooses each reset's
         problem and learns from each episode's verdict (see :mod:`satori_env.curriculum`).
@@ -122,7 +124,7 @@ class SatoriMathEnv(gym.Env):
         restart_buffer: RestartBuffer | None = None,
         restart_prob: float = 0.5,
         render_mode: str | None = None,
-        verifier: Verifier | None = None,
+        verifier: Verifier | str | None = None,
         curriculum: str | Curriculum | None = None,
         **unknown: Any,
     ) -> None:
@@ -143,12 +145,14 @@ class SatoriMathEnv(gym.Env):
         self.reward_spec = make_reward(reward, scorer)
         self.observation_mode = observation_mode
         self.render_mode = render_mode
+        if isinstance(verifier, str):
+            verifier = rule_verifier(verifier)  # an answer rule by name: its process-wide verifier
         if verifier is not None and not all(
             callable(getattr(verifier, name, None)) for name in ("check", "check_batch")
         ):
             raise TypeError(
-                f"verifier must be None (the process-wide one) or a satori_env.Verifier (an object with "
-                f"check and check_batch methods), got {type(verifier).__name__}"
+                f"verifier must be None (the process-wide one), an answer rule's name {list(RULES)} or a "
+                f"satori_env.Verifier (an object with check and check_batch methods), got {type(verifier).__name__}"
             )
         self.verifier = verifier
 

@@ -171,6 +171,8 @@ def judge(verifier: Verifier, completions: Sequence[str], problems: Sequence[Pro
         if "grader" in problem.meta:
             verdicts[i] = grade(completions[i], problem)
     if math:
-        for i, verdict in zip(math, verifier.check_batch([(completions[i], problems[i].answer) for i in math])):
+        for i, verdict in zip(
+            math, verifier.check_problems([completions[i] for i in math], [problems[i] for i in math])
+        ):
             verdicts[i] = verdict
     return verdicts  # type: ignore[return-value]

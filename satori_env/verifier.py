@@ -7,6 +7,8 @@
   pool of worker processes with a hard wall-clock timeout per answer (the worker is killed and
   replaced when it runs over). A timeout or a crash counts as *wrong* and is reported in the
   :class:`Verdict` and in :attr:`Verifier.stats`; it is never raised into a training loop.
+* ``Verifier(rule="satori-release")`` judges as Satori's release does instead (its 128-character
+  window, its GSM8K and MATH checkers; :mod:`satori_env.release_rule`), to compare with the paper.
 * Nothing from a completion is ever passed to ``eval``/``exec``.
 
 .. _math-verify: https://github.com/huggingface/Math-Verify
@@ -32,13 +34,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from satori_env import release_rule
 from satori_env.answers import extract_answer, fast_verdict
 
 __all__ = [
+    "RULES",
     "Verdict",
     "Verifier",
     "VerifierStats",
     "default_verifier",
+    "rule_verifier",
     "verify",
     "verify_batch",
 ]
@@ -46,6 +51,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 1.0
+RULES = ("math-verify", "satori-release")
+"""Answer rules: math-verify on the last answer of the whole completion (the default), or Satori's
+release's own (:mod:`satori_env.release_rule`)."""
 MAX_TIMEOUT_S = 1e6  # about 11 days; the selectors' wait overflows past about 2.1e6 s (a C int of milliseconds)
 
 # ----------------------------------------------------------------------------------------------
@@ -98,13 +106,13 @@ _SERVER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_veri
 class _Server:
     """The warm math-verify process that forks workers (see ``_verifier_worker.py``)."""
 
-    def __init__(self, memory_mb: int) -> None:
+    def __init__(self, memory_mb: int, rule: str) -> None:
         if not hasattr(socket, "send_fds") or not hasattr(os, "fork"):
             raise RuntimeError("the verifier's worker pool needs a POSIX system (Linux or macOS)")
         self.control, server_end = socket.socketpair()
         self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [sys.executable, _SERVER_SCRIPT, str(server_end.fileno()), str(memory_mb)],
+            [sys.executable, _SERVER_SCRIPT, str(server_end.fileno()), str(memory_mb), rule],
             pass_fds=[server_end.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -206,6 +214,10 @@ class Verifier:
             Default ``min(4, cpu_count)``, at least 2.
         worker_memory_mb: address-space cap of the worker processes (POSIX), so that a
             pathological expression fails fast instead of swapping. 0 disables the cap.
+        rule: one of :data:`RULES`. ``"satori-release"`` reads the answer as the release does
+            (the last ``\\boxed{}`` in the last 128 characters) and compares with its checkers:
+            GSM8K's float equality for problems from ``gsm8k`` sources (:meth:`check_problems`),
+            its MATH checker for the rest, under the same time limit.
 
     Thread-safe; a forked child process gets its own fresh pool. Use as a context manager or
     call :meth:`close` to stop the workers (they also stop when the interpreter exits).
@@ -216,7 +228,11 @@ class Verifier:
         timeout: float = DEFAULT_TIMEOUT_S,
         workers: int | None = None,
         worker_memory_mb: int = 4096,
+        rule: str = "math-verify",
     ) -> None:
+        if rule not in RULES:
+            raise ValueError(f"unknown answer rule {rule!r}; valid rules: {list(RULES)}")
+        self.rule = rule
         self.timeout = _check_timeout(timeout)
         self.workers = _check_workers(workers) if workers is not None else _default_workers()
         self.worker_memory_mb = int(worker_memory_mb)
@@ -244,11 +260,15 @@ class Verifier:
         for index, pair in enumerate(pairs):
             started = time.monotonic()
             completion, gold = _check_pair(index, pair)
-            predicted = extract_answer(completion)
+            predicted = extract_answer(completion) if self.rule == "math-verify" else release_rule.extract(completion)
             if predicted is None:
                 verdicts[index] = Verdict(False, None, "no_answer", time.monotonic() - started)
                 continue
-            decided = fast_verdict(gold, predicted)
+            decided = (
+                fast_verdict(gold, predicted)
+                if self.rule == "math-verify"
+                else release_rule.fast_equal(predicted, gold)
+            )
             if decided is None:
                 jobs.append((index, (gold, predicted)))
             else:
@@ -269,6 +289,25 @@ class Verifier:
         for index, key in jobs:
             correct, status, seconds = known[key]
             verdicts[index] = Verdict(correct, key[1], status, seconds)
+        return verdicts  # type: ignore[return-value]
+
+    def check_problems(self, completions: Sequence[str], problems: Sequence) -> list[Verdict]:
+        """:meth:`check_batch` against each problem's gold answer; with the ``satori-release``
+        rule, problems from ``gsm8k`` sources get the release's GSM8K checker."""
+        if self.rule == "math-verify":
+            return self.check_batch([(c, p.answer) for c, p in zip(completions, problems)])
+        gsm8k = [i for i, p in enumerate(problems) if p.source.startswith("gsm8k")]
+        verdicts: list[Verdict | None] = [None] * len(problems)
+        for i in gsm8k:
+            started = time.monotonic()
+            predicted = release_rule.extract(completions[i])
+            correct = predicted is not None and release_rule.gsm8k_equal(predicted, problems[i].answer)
+            verdicts[i] = Verdict(
+                correct, predicted, "ok" if predicted is not None else "no_answer", time.monotonic() - started
+            )
+        rest = [i for i in range(len(problems)) if verdicts[i] is None]
+        for i, verdict in zip(rest, self.check_batch([(completions[i], problems[i].answer) for i in rest])):
+            verdicts[i] = verdict
         return verdicts  # type: ignore[return-value]
 
     def verify(self, completion: str, gold: str, timeout: float | None = None) -> bool:
@@ -319,7 +358,7 @@ class Verifier:
                 logger.warning("the verifier server stopped; restarting it")
         if self._server is not None:
             self._server.close()
-        self._server = _Server(self.worker_memory_mb)
+        self._server = _Server(self.worker_memory_mb, self.rule)
         return self._server.fork_worker()
 
     def _replace(self, selector: selectors.BaseSelector, worker: _Worker) -> None:
@@ -482,6 +521,23 @@ def default_verifier() -> Verifier:
     """The process-wide :class:`Verifier` behind :func:`verify`, :func:`verify_batch` and the
     environments (its pool starts on first use and stops at exit)."""
     return _shared_verifier(None)
+
+
+_rule_verifiers: dict[str, Verifier] = {}
+
+
+def rule_verifier(rule: str) -> Verifier:
+    """The process-wide :class:`Verifier` of an answer rule (one of :data:`RULES`):
+    :func:`default_verifier` for ``math-verify``."""
+    if rule == "math-verify":
+        return default_verifier()
+    if rule not in RULES:
+        raise ValueError(f"unknown answer rule {rule!r}; valid rules: {list(RULES)}")
+    with _shared_lock:
+        if rule not in _rule_verifiers:
+            _rule_verifiers[rule] = Verifier(rule=rule)
+            atexit.register(_rule_verifiers[rule].close)
+        return _rule_verifiers[rule]
 
 
 def verify(completion: str, gold: str, timeout: float = DEFAULT_TIMEOUT_S) -> bool:

@@ -13,7 +13,7 @@ from agents.evaluation.benchmarks import BENCHMARKS, EvalArgs, coat_analysis, ev
 from agents.evaluation.metrics import AnswerChange, answer_changes, majority_vote, pass_at_k
 from satori_env import load_problems
 from satori_env.coat import get_template
-from satori_env.tasks.datasets import reference_solution
+from satori_env.tasks.datasets import reference_response, reference_solution
 from satori_env.tokenizer import default_tokenizer
 
 
@@ -60,17 +60,6 @@ def test_answer_changes_read_the_answers_around_each_meta_action():
     assert answer_changes(text) == [AnswerChange("explore", "1", "2")]
 
 
-def written_solution(problem) -> str:
-    """The reference solution; OlympiadBench's prose solutions then box the published final
-    answer as it is written in the dataset (the model is asked to box its answer)."""
-    solution = reference_solution(problem)
-    if "final_answer" in problem.meta:
-        solution += (
-            " The final answer is \\boxed{" + ", ".join(a.strip("$ ") for a in problem.meta["final_answer"]) + "}."
-        )
-    return solution
-
-
 class ReferenceEngine:
     """An engine that writes each problem's reference solution as a COAT response. With
     ``slip_every=N``, every N-th response first boxes a wrong answer, reflects and explores."""
@@ -78,10 +67,10 @@ class ReferenceEngine:
     def __init__(self, tokenizer, problems, template: str, slip_every: int = 0) -> None:
         self.tokenizer, self.responses = tokenizer, {}
         for index, problem in enumerate(problems):
-            response = f"<|continue|>{written_solution(problem)}"
+            response = f"<|continue|>{reference_response(problem)}"
             if slip_every and index % slip_every == 0:
                 guess = f"<|continue|>A guess: \\boxed{{{problem.answer}1}}.<|reflect|>That guess was not checked."
-                response = f"{guess}<|explore|>{written_solution(problem)}"
+                response = f"{guess}<|explore|>{reference_response(problem)}"
             self.responses[get_template(template).format(problem.question)] = response
 
     def generate(self, prompts, params):
@@ -109,6 +98,23 @@ def test_the_harness_scores_reference_solutions_right(bench, verifier):
     expected = 29 / 30 if bench == "aime24" else 1.0  # one AIME solution never states its answer
     assert result["n"] == len(problems) and result["pass@1"] == pytest.approx(expected)
     assert result["coat"]["actions_per_response"] == {"continue": 1.0, "reflect": 0.0, "explore": 0.0}
+
+
+def test_the_release_rule_through_the_harness_judges_as_the_rule_itself():
+    """``EvalArgs(verifier="satori-release")``: the environment judges every response by the
+    release's rule, the same per-problem verdicts as ``satori_env.release_rule`` gives directly."""
+    from satori_env.release_rule import extract, math_equal
+
+    tokenizer = default_tokenizer()
+    problems = load_problems("math500", limit=60)
+    engine = ReferenceEngine(tokenizer, problems, "satori")
+    longest = max(len(tokenizer.encode(r)) for r in engine.responses.values())
+    args = EvalArgs(model="-", bench="math500", max_new_tokens=longest + 1, batch_size=16, progress=False,
+                    verifier="satori-release")  # fmt: skip
+    result = evaluate_benchmark(engine, tokenizer, problems, args)
+    expected = [(a := extract(reference_response(p))) is not None and math_equal(a, p.answer) for p in problems]
+    assert [r["correct"] for r in result["records"]] == expected
+    assert 0.8 < result["pass@1"] < 1.0  # some solutions box their answer before a last sentence of over 128 characters
 
 
 def test_coat_analysis_counts_wrong_answers_turned_right(verifier):
@@ -159,6 +165,7 @@ def test_coat_analysis_counts_right_answers_broken(verifier):
         (["--k", "-1"], "k must be >= 0"),
         (["--limit", "0"], "limit must be >= 1"),
         (["--temperature", "-1"], "temperature must be >= 0"),
+        (["--verifier", "exact"], "unknown verifier 'exact'; valid answer rules: ['math-verify', 'satori-release']"),
     ],
 )
 def test_satori_eval_refuses_bad_settings_before_loading_anything(argv, message):

@@ -44,7 +44,7 @@ from satori_env import Problem, SatoriMathEnv, load_problems
 from satori_env.atomic import atomic_write
 from satori_env.coat import META_ACTIONS, get_template
 from satori_env.graders import GRADERS
-from satori_env.verifier import Verifier, default_verifier
+from satori_env.verifier import RULES, Verifier, default_verifier, rule_verifier
 
 __all__ = [
     "BENCHMARKS",
@@ -116,6 +116,10 @@ class EvalArgs:
     else satori), satori (Satori's chat prompt), compact (the tiny preset's), or a format string with {question}"""
     engine: str = "hf"
     """generation engine: hf or vllm"""
+    verifier: str = "math-verify"
+    """answer rule: math-verify (the last answer of the whole response; the library's default) or satori-release
+    (Satori's release: the last box of the last 128 characters, its GSM8K and MATH checkers), to compare with the
+    paper"""
     device: str = "auto"
     """cpu, cuda, or auto"""
     batch_size: int = 64
@@ -138,6 +142,8 @@ class EvalArgs:
         self.benchmarks()
         if self.engine not in ENGINES:
             raise ValueError(f"unknown engine {self.engine!r}; valid engines: {list(ENGINES)}")
+        if self.verifier not in RULES:
+            raise ValueError(f"unknown verifier {self.verifier!r}; valid answer rules: {list(RULES)}")
         if self.k < 0:
             raise ValueError(f"k must be >= 0 (0: greedy only), got {self.k}")
         if self.limit is not None and self.limit < 1:
@@ -168,7 +174,7 @@ def evaluate_benchmark(
 ) -> dict[str, Any]:
     """Greedy pass@1 (and with ``args.k`` the sampled metrics) of ``engine`` on ``problems``,
     plus the COAT analysis of the greedy responses. Every response is kept in ``"records"``."""
-    verifier = verifier or default_verifier()
+    verifier = verifier or rule_verifier(args.verifier)
     args = replace(
         args, template=args.template or DEFAULT_TEMPLATE, max_new_tokens=args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS
     )
@@ -182,6 +188,7 @@ def evaluate_benchmark(
         prompt_template=args.template,
         progress=args.progress,
         desc=f"{desc} greedy",
+        verifier=verifier,
     )
     result: dict[str, Any] = {
         "n": run.n,
@@ -201,6 +208,7 @@ def evaluate_benchmark(
             prompt_template=args.template,
             progress=args.progress,
             desc=f"{desc} k={args.k}",
+            verifier=verifier,
         )
         result.update(_sampled_metrics(sampled.records, args.k, verifier))
         result["sampled_records"] = sampled.records

@@ -80,10 +80,12 @@ def evaluate(
     prompt_template: Any = "compact",
     progress: bool = False,
     desc: str = "evaluate",
+    verifier: Any = None,
 ) -> EvalResult:
     """Run ``engine`` once on each problem (or each restart state) and measure the episodes.
     A seeded ``params`` seeds each batch of ``batch_size`` episodes differently (seed + batch
-    index), so no two batches share a random stream."""
+    index), so no two batches share a random stream. ``verifier``: the environment's (None:
+    the process-wide one; ``"satori-release"``: the release's answer rule)."""
     starts = [{"problem": p} for p in problems] + [{"restart_state": s} for s in restart_states]
     if not starts:
         raise ValueError("evaluate needs problems or restart states")
@@ -98,6 +100,7 @@ def evaluate(
             len(tokenizer.encode(template.format(_problem(s).question))) + _prefix_length(s) for s in starts
         ),
         prompt_template=template,
+        verifier=verifier,
         autoreset_mode=AutoresetMode.DISABLED,  # every batch starts with a reset to its problems
     )
     records: list[dict[str, Any]] = []

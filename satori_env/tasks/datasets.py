@@ -17,7 +17,7 @@ from typing import Any
 from satori_env.answers import extract_answer
 from satori_env.tasks.problem import Problem
 
-__all__ = ["DATASETS", "load_dataset", "reference_solution"]
+__all__ = ["DATASETS", "load_dataset", "reference_response", "reference_solution"]
 
 
 def _rows(filename: str) -> Iterator[dict[str, Any]]:
@@ -188,3 +188,22 @@ def reference_solution(problem: Problem) -> str | None:
     if isinstance(solution, list):  # OlympiadBench: several alternative solutions
         solution = solution[0] if solution else None
     return solution if isinstance(solution, str) else None
+
+
+def reference_response(problem: Problem) -> str | None:
+    """The reference solution as a model asked to box its answer writes it: GSM8K's (whose answer
+    follows ``####``) and OlympiadBench's prose solutions end with the published final answer
+    boxed; the others box it already."""
+    solution = reference_solution(problem)
+    if solution is None:
+        return None
+    if "final_answer" in problem.meta:
+        return (
+            solution
+            + " The final answer is \\boxed{"
+            + ", ".join(a.strip("$ ") for a in problem.meta["final_answer"])
+            + "}."
+        )
+    if problem.source.startswith("gsm8k"):
+        return solution + f" The final answer is \\boxed{{{problem.answer}}}."
+    return solution
