@@ -231,7 +231,12 @@ def test_numpy_integer_actions_are_accepted(env):
         ({"tasks": 42}, TypeError, "tasks must be None, a source name"),
         ({"tasks": []}, ValueError, "at least one Problem"),
         ({"tokenizer": 3.0}, TypeError, "tokenizer must be None"),
-        ({"verifier": "math-verify"}, TypeError, "verifier must be None .* or a satori_env.Verifier"),
+        (
+            {"verifier": "exact"},
+            ValueError,
+            "unknown answer rule 'exact'; valid rules: \\['math-verify', 'satori-release'\\]",
+        ),
+        ({"verifier": 3}, TypeError, "verifier must be None .* an answer rule's name .* or a satori_env.Verifier"),
         ({"verifier": satori_env.verify}, TypeError, "verifier must be None"),
     ],
 )
