@@ -55,6 +55,11 @@ def run(config: TrainConfig) -> dict[str, Any]:
     if config.threads:
         torch.set_num_threads(config.threads)
     check_config(config)  # bad settings fail before stage one, not after it
+    if config.rounds > 1 and torchrun_world_size() > 1:
+        raise ValueError(
+            "rounds > 1 sample, distil and format-tune between the RL rounds in one process: run them with --ray "
+            "(the learner ranks and rollout workers as Ray actors) instead of under torchrun"
+        )
     if config.model is None and torchrun_world_size() > 1:
         raise ValueError(
             "under torchrun, give the format-tuned policy with --model: stage one runs in one process "

@@ -90,6 +90,13 @@ def test_rounds_need_a_base_and_demonstrations_when_stage_one_is_skipped(tmp_pat
 
     with pytest.raises(ValueError, match="give --round-base MODEL and --round-demos FILE.jsonl, or drop --model"):
         check_config(replace(preset("tiny"), model=str(tmp_path), rounds=2))
+    from agents.train import run
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WORLD_SIZE", "2")
+        with pytest.raises(ValueError, match="run them with --ray"):
+            run(replace(preset("tiny"), rounds=2, out=str(tmp_path / "never")))
+    assert not (tmp_path / "never").exists()
     with pytest.raises(ValueError, match="distill_original_share must be below 1"):
         replace(preset("tiny"), distill_original_share=1.0)
 
