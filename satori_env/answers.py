@@ -116,6 +116,12 @@ _NOT_UNITS = frozenset(
     "percent pct percentage dozen hundred thousand million billion trillion half thirds quarters".split()
 )
 _MAX_FAST_DIGITS = 60  # longer numbers go to the worker (and its timeout)
+# A fraction of integers: \frac{3}{4}, \dfrac{-3}{4}, -\tfrac34 is not (no braces: left to math-verify), 3/4.
+_FRACTION = re.compile(
+    r"^(?P<sign>[-+]?)\s*(?:\\[dt]?frac\s*\{\s*(?P<num>[-+]?\d+)\s*\}\s*\{\s*(?P<den>\d+)\s*\}"
+    r"|(?P<snum>\d+)\s*/\s*(?P<sden>\d+))$",
+    re.ASCII,
+)
 
 
 def _braces_balance(text: str) -> bool:
@@ -157,17 +163,45 @@ def plain_number(answer: str) -> tuple[Fraction, bool] | None:
     return (-value if match["sign"] in ("-", "\u2212") else value), not match["frac"]
 
 
+def exact_fraction(answer: str) -> Fraction | None:
+    """The value of a fraction of integers written as ``\\frac{p}{q}`` (``\\dfrac``,
+    ``\\tfrac``, a sign before it or in the numerator) or ``p/q``; None for anything else."""
+    answer = _unwrap(answer)
+    if len(answer) > 200:
+        return None
+    match = _FRACTION.match(answer)
+    if match is None:
+        return None
+    numerator, denominator = (
+        (match["num"], match["den"]) if match["num"] is not None else (match["snum"], match["sden"])
+    )
+    if len(numerator) + len(denominator) > _MAX_FAST_DIGITS or int(denominator) == 0:
+        return None
+    value = Fraction(int(numerator), int(denominator))
+    return -value if match["sign"] == "-" else value
+
+
+def _exact_value(answer: str) -> tuple[Fraction, bool] | None:
+    """``(value, is_integer)`` of a plain number or a fraction of integers (is_integer False)."""
+    number = plain_number(answer)
+    if number is not None:
+        return number
+    fraction = exact_fraction(answer)
+    return None if fraction is None else (fraction, False)
+
+
 def fast_verdict(gold: str, predicted: str) -> bool | None:
     """Decide cheaply when the answer is certain; None means "ask math-verify".
 
-    It decides only plain numbers in ASCII digits (and identical strings), and never
-    contradicts math-verify where math-verify reads both answers as numbers (a property test
-    compares them): unequal decimals within math-verify's rounding tolerance (6 places) are left
-    to it. It also accepts forms math-verify reads as text ("18 dollars", "104.").
+    It decides only plain numbers in ASCII digits and fractions of integers (``\\frac{3}{4}``,
+    ``3/4``), and identical strings, and never contradicts math-verify where math-verify reads
+    both answers as numbers (a property test compares them): unequal values within math-verify's
+    rounding tolerance (6 places) are left to it. It also accepts forms math-verify reads as text
+    ("18 dollars", "104.").
     """
     if gold.strip() == predicted.strip():
         return bool(gold.strip())  # an empty answer never matches
-    gold_number, predicted_number = plain_number(gold), plain_number(predicted)
+    gold_number, predicted_number = _exact_value(gold), _exact_value(predicted)
     if gold_number is None or predicted_number is None:
         return None
     (g, g_int), (p, p_int) = gold_number, predicted_number

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from satori_env.answers import fast_verdict, plain_number
+from satori_env.answers import exact_fraction, fast_verdict, plain_number
 
 
 @pytest.mark.parametrize(
@@ -67,7 +67,10 @@ def test_notplain_numbers(answer):
         ("18", "19", False),
         ("0.5", "0.25", False),
         ("0.3333333", "0.33333333", None),  # math-verify rounds to 6 places: let it decide
-        ("\\frac{1}{2}", "0.5", None),
+        ("\\frac{1}{2}", "0.5", True),  # a fraction of integers is decided in-process too
+        ("\\frac{1}{3}", "0.333333", None),  # within math-verify's rounding: its call
+        ("\\frac{2}{3}", "3/4", False),
+        ("\\frac{\\pi}{2}", "1.57", None),
         ("50", "50%", None),
         ("3", "3 pi", None),
     ],
@@ -106,6 +109,14 @@ _plain = st.one_of(
     _integer.map(lambda n: f"\\${n}"),
     st.tuples(_integer, st.sampled_from(["5", "50", "05", "0", "125", "3333333"])).map(lambda t: f"{t[0]}.{t[1]}"),
 )
+_small = st.integers(min_value=-40, max_value=40)
+_positive = st.integers(min_value=1, max_value=40)
+_fraction = st.one_of(
+    st.tuples(_small, _positive).map(lambda t: f"\\frac{{{t[0]}}}{{{t[1]}}}"),
+    st.tuples(_small, _positive).map(lambda t: f"-\\dfrac{{{t[0]}}}{{{t[1]}}}"),
+    st.tuples(_positive, _positive).map(lambda t: f"{t[0]}/{t[1]}"),
+    st.sampled_from(["0.5", "0.25", "0.333333", "0.3333333", "1.5", "2", "-0.75", "0"]),
+)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
@@ -123,3 +134,27 @@ def test_fast_path_agrees_with_math_verify_where_it_reads_numbers(gold, predicte
     ]
     if all(p and getattr(p[0], "is_number", False) for p in parsed):
         assert decided is bool(verify(parsed[0], parsed[1], timeout_seconds=None))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(gold=_fraction, predicted=_fraction)
+def test_fractions_agree_with_math_verify(gold, predicted):
+    from math_verify import LatexExtractionConfig, parse, verify
+
+    decided = fast_verdict(gold, predicted)
+    config = [LatexExtractionConfig(boxed_match_priority=0)]
+    parsed = [
+        parse(f"\\boxed{{{answer}}}", extraction_config=config, parsing_timeout=None) for answer in (gold, predicted)
+    ]
+    if decided is not None and all(p and getattr(p[0], "is_number", False) for p in parsed):
+        assert decided is bool(verify(parsed[0], parsed[1], timeout_seconds=None)), (gold, predicted)
+
+
+@pytest.mark.parametrize(
+    "answer, value",
+    [("\\frac{3}{4}", Fraction(3, 4)), ("-\\dfrac{3}{4}", Fraction(-3, 4)), ("\\tfrac{-6}{8}", Fraction(-3, 4)),
+     ("3/4", Fraction(3, 4)), ("\\text{$\\frac{1}{2}$}", Fraction(1, 2)), ("\\frac34", None), ("\\frac{1}{0}", None),
+     ("\\frac{x}{2}", None), ("\\frac{1}{2}+1", None)],
+)  # fmt: skip
+def test_exact_fractions(answer, value):
+    assert exact_fraction(answer) == value
