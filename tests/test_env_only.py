@@ -16,7 +16,7 @@ tokenizer = env.unwrapped.tokenizer
 text = r"<|continue|>2+91=93<|continue|>The answer is \boxed{93}.<|endoftext|>"
 obs, reward, terminated, truncated, info = env.unwrapped.step_tokens(tokenizer.encode(text))
 assert terminated and info["verifier_status"] in ("ok", "no_answer")
-assert satori_env.verify(r"so \boxed{\frac{1}{2}}", "0.5")  # math-verify, in a worker process
+assert satori_env.verify(r"so \boxed{\frac{\pi}{2}}", r"\pi/2")  # math-verify, in a worker process
 envs = gym.make_vec("SatoriMath-v0", num_envs=2)
 envs.reset(seed=0)
 loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "agents"))
