@@ -1,10 +1,10 @@
 """Answers in completions, as pure functions: extraction of the final answer, and the exact
-verdict on plain numbers that needs no checker process.
+verdict on plain numbers and fractions that needs no checker process.
 
 * :func:`extract_answer` finds the *final* answer of a completion (the last ``\\boxed{}``).
-* :func:`fast_verdict` decides equivalence in-process when both answers are plain numbers (or
-  the same string); otherwise it says None and :class:`satori_env.verifier.Verifier` asks
-  math-verify in a worker process.
+* :func:`fast_verdict` decides equivalence in-process when both answers are plain numbers or
+  fractions of integers (or the same string); otherwise it says None and
+  :class:`satori_env.verifier.Verifier` asks math-verify in a worker process.
 """
 
 from __future__ import annotations
