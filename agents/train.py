@@ -213,6 +213,11 @@ def check_config(config: TrainConfig) -> None:
         )
     if config.model is not None:
         locate_pretrained(config.model, "--model")  # a missing local path fails now, not after stage one
+    elif config.model_preset not in MODEL_PRESETS:
+        raise ValueError(
+            f"no model given (--model PATH) and no model preset to build ({config.model_preset!r}); valid presets: "
+            f"{sorted(MODEL_PRESETS)}"
+        )
     if config.reward_model is not None:
         locate_pretrained(config.reward_model, "--reward-model")
     if config.critic_init == "reward_model" and config.reward_model is None:
@@ -222,11 +227,6 @@ def check_config(config: TrainConfig) -> None:
         )
     if config.critic_init not in ("actor", "reward_model"):
         locate_pretrained(config.critic_init, "--critic-init")
-    elif config.model_preset not in MODEL_PRESETS:
-        raise ValueError(
-            f"no model given (--model PATH) and no model preset to build ({config.model_preset!r}); valid presets: "
-            f"{sorted(MODEL_PRESETS)}"
-        )
     if config.curriculum is not None and config.curriculum not in CURRICULA:
         raise ValueError(f"unknown curriculum {config.curriculum!r}; valid curricula: {sorted(CURRICULA)} (or none)")
     if config.curriculum is not None and config.tasks != "arith":

@@ -244,5 +244,8 @@ def test_a_critic_from_the_reward_model_needs_one(tmp_path):
 
     with pytest.raises(ValueError, match="critic_init 'reward_model' starts the critic from the reward model"):
         check_config(replace(preset("tiny"), critic_init="reward_model"))
+    check_config(replace(preset("7b"), model=str(tmp_path), reward_model=str(tmp_path)))  # the release's layout: fine
+    with pytest.raises(ValueError, match="no model given"):
+        check_config(replace(preset("7b"), reward_model=str(tmp_path)))
     with pytest.raises(FileNotFoundError, match="--critic-init"):
         check_config(replace(preset("tiny"), critic_init=str(tmp_path / "missing")))
