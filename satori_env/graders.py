@@ -164,15 +164,22 @@ def grade(completion: str, problem: Problem) -> Verdict:
 
 def judge(verifier: Verifier, completions: Sequence[str], problems: Sequence[Problem]) -> list[Verdict]:
     """The verdict on each completion of its problem: by the problem's own rule where it names
-    one (``meta["grader"]``), otherwise by ``verifier`` (all of those in one batch)."""
+    one (``meta["grader"]``), otherwise by ``verifier`` (all of those in one batch: its
+    ``check_problems`` where it has one, as a :class:`~satori_env.verifier.Verifier` does, else
+    its ``check_batch`` of (completion, gold answer) pairs)."""
     verdicts: list[Verdict | None] = [None] * len(problems)
     math = [i for i, problem in enumerate(problems) if "grader" not in problem.meta]
     for i, problem in enumerate(problems):
         if "grader" in problem.meta:
             verdicts[i] = grade(completions[i], problem)
     if math:
-        for i, verdict in zip(
-            math, verifier.check_problems([completions[i] for i in math], [problems[i] for i in math])
-        ):
+        texts, golds = [completions[i] for i in math], [problems[i] for i in math]
+        check_problems = getattr(verifier, "check_problems", None)  # a Verifier has it; any checker has check_batch
+        found = (
+            check_problems(texts, golds)
+            if check_problems
+            else verifier.check_batch(zip(texts, (p.answer for p in golds)))
+        )
+        for i, verdict in zip(math, found):
             verdicts[i] = verdict
     return verdicts  # type: ignore[return-value]

@@ -113,3 +113,18 @@ def test_the_envs_judge_an_out_of_domain_problem_by_its_rule():
     ]
     *_, infos = vector.step_tokens(ids)
     assert list(infos["correct"]) == [True, False] and np.all(infos["verifier_status"] == "ok")
+
+
+def test_a_checker_with_only_check_batch_still_judges_the_math_problems():
+    from satori_env.verifier import Verdict
+
+    class Exact:  # any object with check and check_batch is a verifier to the env
+        def check(self, completion, gold):
+            return self.check_batch([(completion, gold)])[0]
+
+        def check_batch(self, pairs):
+            return [Verdict(completion.endswith(gold), gold, "ok", 0.0) for completion, gold in pairs]
+
+    problems = [Problem("m/0", "q", "12", "test"), _problem("folio", "True")]
+    assert [v.correct for v in judge(Exact(), ["so 12", "\\boxed{yes}"], problems)] == [True, True]
+    assert [v.correct for v in judge(Exact(), ["so 13", "\\boxed{no}"], problems)] == [False, False]
