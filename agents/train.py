@@ -440,9 +440,10 @@ def carry_over(envs: SatoriMathVectorEnv, previous: Path, config: TrainConfig) -
     (``carry_curriculum``) of the RL run in ``previous`` (a finished one's ``OUT/rl``)."""
     if config.carry_restart_buffer:
         envs.restart_buffer = RestartBuffer.load(previous / "restart_buffer.json.gz")
-    curriculum = json.loads((previous / "metrics.json").read_text()).get("curriculum")
-    if config.carry_curriculum and envs.curriculum is not None and curriculum is not None:
-        envs.curriculum.load_state_dict(curriculum)
+    if config.carry_curriculum and envs.curriculum is not None:
+        state = json.loads((previous / "metrics.json").read_text()).get("curriculum")
+        if state is not None:
+            envs.curriculum.load_state_dict(state)
 
 
 def _make_run(config: TrainConfig, model_path: str, tasks: Any, reward: Any):

@@ -262,3 +262,16 @@ def test_satori_eval_prompts_a_tuned_policy_with_its_own_template(tmp_path):
         len(tokenizer.encode(f"Problem: {p.question}\nSolution:")) for p in load_problems("arith:test", limit=2, seed=0)
     )
     assert config["max_new_tokens"] == model.config.max_position_embeddings - longest
+
+
+def test_answer_changes_of_an_out_of_domain_problem_are_judged_by_its_rule(verifier):
+    from agents.evaluation.metrics import change_outcomes
+
+    records = [
+        {"completion": "\\boxed{no}<|reflect|>Check.<|explore|>\\boxed{yes}", "gold": "True", "grader": "strategyqa"},
+        {"completion": "\\boxed{5}<|reflect|>No.<|explore|>\\boxed{6}", "gold": "5"},
+    ]
+    assert change_outcomes(records, verifier) == [
+        [("reflect", "wrong_to_right"), ("explore", "wrong_to_right")],  # "yes" is True only by StrategyQA's rule
+        [("reflect", "right_to_wrong"), ("explore", "right_to_wrong")],
+    ]

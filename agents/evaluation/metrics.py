@@ -20,7 +20,8 @@ from math import comb, sqrt
 
 from satori_env.answers import extract_answer
 from satori_env.coat import META_ACTIONS, split_steps
-from satori_env.graders import GRADERS
+from satori_env.graders import judge
+from satori_env.tasks.problem import Problem
 from satori_env.verifier import Verifier
 
 __all__ = [
@@ -165,9 +166,12 @@ def change_outcomes(records: Sequence[dict], verifier: Verifier) -> list[list[tu
         for answer in (change.before, change.after)
         if answer is not None
     }
-    verdicts = {key: GRADERS[key[2]](key[0], key[1]) for key in keys if key[2] is not None}
-    math = sorted(key for key in keys if key[2] is None)
-    verdicts.update(zip(math, verifier.verify_batch([(f"\\boxed{{{a}}}", g) for a, g, _ in math])))
+    keys = sorted(keys, key=str)
+    problems = [
+        Problem("change", "", gold, "answer change", None, {"grader": rule} if rule else {}) for _, gold, rule in keys
+    ]
+    checked = judge(verifier, [f"\\boxed{{{answer}}}" for answer, _, _ in keys], problems)  # each by its own rule
+    verdicts = {key: verdict.correct for key, verdict in zip(keys, checked)}
     outcomes = []
     for record, found in zip(records, changes):
         judged = []
