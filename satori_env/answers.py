@@ -2,8 +2,8 @@
 verdict on plain numbers and fractions that needs no checker process.
 
 * :func:`extract_answer` finds the *final* answer of a completion (the last ``\\boxed{}``).
-* :func:`fast_verdict` decides equivalence in-process when both answers are plain numbers or
-  fractions of integers (or the same string); otherwise it says None and
+* :func:`fast_verdict` decides equivalence in-process when both answers are plain numbers,
+  fractions of integers or closed forms (:mod:`satori_env.exact_values`), or the same string; otherwise it says None and
   :class:`satori_env.verifier.Verifier` asks math-verify in a worker process.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+
+from satori_env.exact_values import closed_form_verdict
 
 __all__ = ["extract_answer", "fast_verdict", "plain_number"]
 
@@ -193,8 +195,9 @@ def _exact_value(answer: str) -> tuple[Fraction, bool] | None:
 def fast_verdict(gold: str, predicted: str) -> bool | None:
     """Decide cheaply when the answer is certain; None means "ask math-verify".
 
-    It decides only plain numbers in ASCII digits and fractions of integers (``\\frac{3}{4}``,
-    ``3/4``), and identical strings, and never contradicts math-verify where math-verify reads
+    It decides only plain numbers in ASCII digits, fractions of integers (``\\frac{3}{4}``,
+    ``3/4``), closed forms with square roots and pi (``2\\sqrt{5}``, ``\\frac{\\pi}{3}``;
+    :mod:`satori_env.exact_values`) and identical strings, and never contradicts math-verify where math-verify reads
     both answers as numbers (a property test compares them): unequal values within math-verify's
     rounding tolerance (6 places) are left to it. It also accepts forms math-verify reads as text
     ("18 dollars", "104.").
@@ -203,7 +206,7 @@ def fast_verdict(gold: str, predicted: str) -> bool | None:
         return bool(gold.strip())  # an empty answer never matches
     gold_number, predicted_number = _exact_value(gold), _exact_value(predicted)
     if gold_number is None or predicted_number is None:
-        return None
+        return closed_form_verdict(_unwrap(gold), _unwrap(predicted))
     (g, g_int), (p, p_int) = gold_number, predicted_number
     if g == p:
         return True

@@ -2,7 +2,8 @@
 
 * :func:`verify` / :func:`verify_batch` / :class:`Verifier` decide whether the final answer of
   a completion (:func:`satori_env.answers.extract_answer`) is equivalent to a gold answer:
-  plain numbers and fractions of integers are compared exactly in-process (:func:`satori_env.answers.fast_verdict`);
+  plain numbers, fractions and closed forms with radicals and pi are compared exactly in-process
+  (:func:`satori_env.answers.fast_verdict`);
   everything else goes to `math-verify`_ in a
   pool of worker processes with a hard wall-clock timeout per answer (the worker is killed and
   replaced when it runs over). A timeout or a crash counts as *wrong* and is reported in the
@@ -86,7 +87,7 @@ class VerifierStats:
     """Running counters of a :class:`Verifier` (read them to report timeouts in a log)."""
 
     checks: int = 0  # answers asked about
-    fast_path: int = 0  # decided in-process (plain numbers, fractions of integers, identical strings)
+    fast_path: int = 0  # decided in-process (numbers, fractions, radicals and pi, identical strings)
     cache_hits: int = 0  # settled earlier
     math_verify: int = 0  # sent to a math-verify worker
     timeouts: int = 0

@@ -70,7 +70,7 @@ def test_notplain_numbers(answer):
         ("\\frac{1}{2}", "0.5", True),  # a fraction of integers is decided in-process too
         ("\\frac{1}{3}", "0.333333", None),  # within math-verify's rounding: its call
         ("\\frac{2}{3}", "3/4", False),
-        ("\\frac{\\pi}{2}", "1.57", None),
+        ("\\frac{\\pi}{2}", "1.57", False),  # 1.5708 vs 1.57: apart by more than 6-place rounding bridges
         ("50", "50%", None),
         ("3", "3 pi", None),
     ],
@@ -158,3 +158,140 @@ def test_fractions_agree_with_math_verify(gold, predicted):
 )  # fmt: skip
 def test_exact_fractions(answer, value):
     assert exact_fraction(answer) == value
+
+
+# Closed forms with square roots and pi (satori_env.exact_values): terms as answers write them,
+# sums of two, and equal values written differently.
+_coefficient = st.sampled_from([1, 2, 3, -1, 5, 12, 0])
+_radicand = st.sampled_from([0, 1, 2, 3, 4, 5, 8, 12, 18, 20, 27, 50, 72])
+_divisor = st.sampled_from([1, 2, 3, 4, 6])
+_term = st.one_of(
+    st.tuples(_coefficient, _radicand).map(lambda t: f"{t[0]}\\sqrt{{{t[1]}}}"),
+    st.tuples(_coefficient, _radicand, _divisor).map(lambda t: f"\\frac{{{t[0]}\\sqrt{{{t[1]}}}}}{{{t[2]}}}"),
+    st.tuples(_coefficient, _radicand).map(lambda t: f"\\frac{{{t[0]}}}{{\\sqrt{{{t[1]}}}}}"),
+    st.tuples(_coefficient, _divisor).map(lambda t: f"\\frac{{{t[0]}\\pi}}{{{t[1]}}}"),
+    st.tuples(_coefficient, _divisor).map(lambda t: f"{t[0]}\\pi/{t[1]}"),
+    st.tuples(_radicand, _divisor).map(lambda t: f"\\sqrt{{\\frac{{{t[0]}}}{{{t[1]}}}}}"),
+    st.tuples(_coefficient, st.sampled_from([2, 3, -1])).map(lambda t: f"{t[0]}^{{{t[1]}}}"),
+    st.tuples(st.integers(0, 9), st.integers(1, 9)).map(lambda t: f"\\frac{t[0]}{t[1]}"),
+    st.tuples(_coefficient, _radicand).map(lambda t: f"{t[0]} \\cdot \\sqrt{{{t[1]}}}"),
+    st.sampled_from(["\\pi", "\\pi^2", "\\sqrt2", "0.5\\pi", "\\left(3\\right)", "1.5", "0.577350", "3.141593", "7"]),
+)
+_closed_form = st.one_of(_term, st.tuples(_term, st.sampled_from([" + ", "-", "+"]), _term).map(lambda t: "".join(t)))
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(gold=_closed_form, predicted=_closed_form)
+def test_closed_forms_agree_with_math_verify(gold, predicted):
+    """Wherever the fast path decides a radical or pi answer, math-verify decides the same,
+    whatever it reads the answers as."""
+    from math_verify import LatexExtractionConfig, parse, verify
+
+    decided = fast_verdict(gold, predicted)
+    if decided is None:
+        return
+    config = [LatexExtractionConfig(boxed_match_priority=0)]
+    parsed = [
+        parse(f"\\boxed{{{answer}}}", extraction_config=config, parsing_timeout=None) for answer in (gold, predicted)
+    ]
+    assert decided is bool(parsed[0] and parsed[1] and verify(parsed[0], parsed[1], timeout_seconds=None))
+
+
+@pytest.mark.parametrize(
+    "gold, predicted, expected",
+    [("\\sqrt{8}", "2\\sqrt{2}", True), ("\\frac{1}{\\sqrt{2}}", "\\frac{\\sqrt2}{2}", True),
+     ("(1+\\sqrt2)^2", "3+2\\sqrt{2}", True), ("\\frac{20000}{\\pi}", "\\frac{40000}{2\\pi}", True),
+     ("\\sqrt{2}\\sqrt{3}", "\\sqrt6", True), ("\\sqrt{0}", "0", True), ("2\\sqrt{5}", "5\\sqrt{2}", False),
+     ("\\pi", "3.14", False), ("\\frac{\\sqrt3}{3}", "0.57735", None),  # within math-verify's rounding
+     ("11\\sqrt5+11", "11(\\sqrt5+1)", None),  # juxtaposition before a parenthesis: refused
+     ("1\\frac{4}{5}", "\\frac{9}{5}", None),  # a mixed number or a product: refused
+     ("3 \\pm 2\\sqrt{2}", "3+2\\sqrt2", None), ("2^12", "4096", None), ("\\sqrt{-4}", "2", None)],
+)  # fmt: skip
+def test_closed_forms_are_decided_only_when_certain(gold, predicted, expected):
+    assert fast_verdict(gold, predicted) is expected
+
+
+@pytest.mark.parametrize(
+    "hostile", ["\\sqrt{" * 60 + "2" + "}" * 60, "9^{9}^{9}", "(" * 200, "\\sqrt{99999999999}", "2^{-0}" * 30]
+)
+def test_closed_forms_refuse_hostile_input_fast(hostile):
+    start = time.perf_counter()
+    assert fast_verdict("2", hostile) in (None, False)
+    assert time.perf_counter() - start < 0.05
+
+
+_item = st.sampled_from(["1", "2", "-2", "8", "\\frac{1}{2}", "0.5", "\\sqrt{2}", "\\frac{\\pi}{2}", "3\\pi"])
+_structured = st.one_of(
+    st.tuples(
+        st.sampled_from(["(", "[", "\\left("]), st.lists(_item, min_size=1, max_size=3), st.sampled_from([")", "]"])
+    ).map(lambda t: t[0] + ", ".join(t[1]) + (t[2] if not t[0].startswith("\\left") else "\\right" + t[2])),
+    st.lists(_item, min_size=2, max_size=3).map(
+        lambda items: "\\begin{pmatrix} " + " \\\\ ".join(items) + " \\end{pmatrix}"
+    ),
+    st.sampled_from(["\\text{east}", "\\text{(C)}", "\\text{e}", "\\text{pi}", "even", "\\text{ i }", "1,2", "x=2"]),
+    _item,
+    _item.map(lambda item: f"{item}^\\circ"),
+)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(gold=_structured, predicted=_structured)
+def test_tuples_intervals_matrices_and_words_agree_with_math_verify(gold, predicted):
+    """Tuples and intervals against each other and against values, matrices, words, degrees:
+    wherever the fast path decides, math-verify decides the same."""
+    from math_verify import LatexExtractionConfig, parse, verify
+
+    decided = fast_verdict(gold, predicted)
+    if decided is None:
+        return
+    config = [LatexExtractionConfig(boxed_match_priority=0)]
+    parsed = [
+        parse(f"\\boxed{{{answer}}}", extraction_config=config, parsing_timeout=None) for answer in (gold, predicted)
+    ]
+    assert decided is bool(parsed[0] and parsed[1] and verify(parsed[0], parsed[1], timeout_seconds=None))
+
+
+@pytest.mark.parametrize(
+    "gold, predicted, expected",
+    [("(8,-2)", "8", False), ("(8, -2)", "(8,-2)", True),
+     ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3,\\frac{\\pi}{2})", True),
+     ("[2,2]", "2", None),  # the set {2}: equal to 2 for math-verify
+     ("(1,2)", "[1,2)", None), ("1,2", "(1,2)", None),  # math-verify finds a set equal to an interval
+     ("\\text{east}", "3", False), ("\\text{e}", "2.718282", None), ("90^\\circ", "90", True),
+     ("90^\\circ", "\\frac{\\pi}{2}", False), ("\\begin{pmatrix} 5 \\\\ 6 \\end{pmatrix}", "5", False),
+     ("\\begin{pmatrix} 5 \\end{pmatrix}", "5", None)],
+)  # fmt: skip
+def test_structured_answers_are_decided_only_when_certain(gold, predicted, expected):
+    assert fast_verdict(gold, predicted) is expected
+
+
+@pytest.mark.slow
+def test_the_fast_path_never_contradicts_math_verify_on_the_benchmarks_answers():
+    """Every benchmark's reference answers against their own gold answers and others' (thousands
+    of pairs of the forms models write): the only differences are the documented lenient forms."""
+    from math_verify import LatexExtractionConfig, parse, verify
+
+    from satori_env import load_problems
+    from satori_env.answers import extract_answer
+    from satori_env.tasks.datasets import reference_response
+
+    config = [LatexExtractionConfig(boxed_match_priority=0)]
+    answers = [
+        (p.answer, extract_answer(response))
+        for name in ("math500", "olympiadbench", "minerva", "aime24", "amc23")
+        for p in load_problems(name)
+        if (response := reference_response(p)) is not None
+    ]
+    pairs = [(gold, answer) for gold, answer in answers if answer]
+    pairs += [(gold, pairs[(i + 7) % len(pairs)][1]) for i, (gold, _) in enumerate(pairs)]
+    decided, contradicted = 0, []
+    for gold, answer in pairs:
+        fast = fast_verdict(gold, answer)
+        if fast is None:
+            continue
+        decided += 1
+        parsed = [parse(f"\\boxed{{{a}}}", extraction_config=config, parsing_timeout=None) for a in (gold, answer)]
+        if fast is not bool(parsed[0] and parsed[1] and verify(parsed[0], parsed[1], timeout_seconds=None)):
+            contradicted.append((gold, answer))
+    assert decided > 0.7 * len(pairs)
+    assert contradicted == [("104", "104."), ("73", "\\textbf{(073)}")]  # read as text by math-verify

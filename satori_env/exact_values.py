@@ -1,0 +1,334 @@
+"""Exact values of the common closed forms in answers, for the verifier's in-process fast path.
+
+MATH-style answers are mostly numbers, but many are written with radicals and pi:
+``2\\sqrt{5}``, ``\\frac{\\sqrt{3}}{3}``, ``\\frac{20000}{\\pi}``, ``11 \\sqrt{5} + 11``. Parsing
+them with math-verify costs milliseconds (an ANTLR parse, then sympy); this module reads a small
+grammar of them in microseconds into a canonical form, a sum of terms ``c * sqrt(r) * pi**k``
+with ``c`` rational, ``r`` a square-free integer and ``k`` an integer. Square roots of distinct
+square-free integers are linearly independent over the rationals and pi is transcendental, so two
+such sums are equal exactly when their canonical forms are equal: no tolerance, no sympy.
+
+The grammar (anything else gives None, and the verifier asks math-verify):
+numbers (``12``, ``0.5``), ``+ - * / \\cdot \\times``, ``\\frac{a}{b}`` (``\\dfrac``, ``\\tfrac``,
+``\\frac43``), ``\\sqrt{a}`` (``\\sqrt2``) of a non-negative rational, ``\\pi``, integer powers
+``^2`` / ``^{-1}``, parentheses and braces. Juxtaposition multiplies only before ``\\sqrt`` or
+``\\pi`` (``2\\sqrt{3}``, ``3\\pi``): ``1\\frac{4}{5}`` (a mixed number or a product?) and ``2(3)`` are
+refused. A division's divisor must be a single term. A trailing ``^\\circ`` is dropped, as
+math-verify drops it. Sizes are capped (digits, radicands, powers, terms) so that nothing here is
+slow on hostile input.
+
+:func:`closed_form_verdict` also decides what math-verify provably decides the same way without
+parsing: tuples and intervals of such values against each other (equal when the brackets and every
+item are), and a value against a tuple of at least two distinct values, a matrix of at least two
+entries, or a word in ``\\text{}`` (never equal).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+
+__all__ = ["Value", "closed_form_verdict", "exact_value", "to_float"]
+
+Value = dict[tuple[int, int], Fraction]
+"""A canonical sum: ``{(square-free radicand, power of pi): non-zero rational coefficient}``."""
+
+_MAX_LENGTH = 120
+_MAX_DIGITS = 30
+_MAX_RADICAND = 10**6
+_MAX_PI_POWER = 4
+_MAX_EXPONENT = 8
+_MAX_TERMS = 16
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<number>\d+(?:\.\d+)?|\.\d+)|(?P<command>\\(?:[dt]?frac|sqrt|pi|cdot|times))(?![A-Za-z])|(?P<symbol>[-+*/^(){}]))",
+    re.ASCII,
+)
+_DROPPED = re.compile(r"\\left(?![A-Za-z])|\\right(?![A-Za-z])|\\[,!;: ]|\{,\}")
+_DEGREES = re.compile(r"\^\s*(?:\\circ|\{\s*\\circ\s*\})\s*$")
+# matrix, pmatrix, bmatrix; not vmatrix: a determinant is a number
+_MATRIX = re.compile(r"^\\begin\{([pb]?matrix)\}(?P<body>.*)\\end\{\1\}$", re.DOTALL)
+_WORDS = re.compile(r"^\\(?:text|textbf|textrm|mbox|mathrm)\s*\{(?P<words>[A-Za-z ()]+)\}$")
+_NUMBER_WORDS = frozenset({"pi", "e", "i", "inf", "infty", "infinity", "nan", "oo"})
+
+
+class _Refused(Exception):
+    """The text is outside the grammar."""
+
+
+def _tokens(text: str) -> list[str]:
+    text = _DROPPED.sub(lambda m: "," if m.group() == "{,}" else " ", text).strip()
+    if re.search(r"\d\s+\d|\d,\d", text):  # "1 000" and "1,000" are for plain_number, "1, 2" a list
+        raise _Refused
+    tokens, position = [], 0
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if match is None:
+            if text[position:].strip():
+                raise _Refused
+            break
+        tokens.append(match.group().strip())
+        position = match.end()
+    return tokens
+
+
+def _square_free(n: int) -> tuple[int, int]:
+    """``(s, r)`` with ``n == s * s * r`` and ``r`` square-free (``n`` at most ``_MAX_RADICAND``)."""
+    square, free, factor = 1, 1, 2
+    while factor * factor <= n:
+        while n % (factor * factor) == 0:
+            n //= factor * factor
+            square *= factor
+        if n % factor == 0:
+            n //= factor
+            free *= factor
+        factor += 1
+    return square, free * n
+
+
+def _clean(value: Value) -> Value:
+    cleaned = {key: c for key, c in value.items() if c}
+    if len(cleaned) > _MAX_TERMS or any(abs(k) > _MAX_PI_POWER for _, k in cleaned):
+        raise _Refused
+    if any(len(str(c.numerator)) + len(str(c.denominator)) > 2 * _MAX_DIGITS for c in cleaned.values()):
+        raise _Refused
+    return cleaned
+
+
+def _add(a: Value, b: Value, sign: int = 1) -> Value:
+    total = dict(a)
+    for key, c in b.items():
+        total[key] = total.get(key, Fraction(0)) + sign * c
+    return _clean(total)
+
+
+def _multiply(a: Value, b: Value) -> Value:
+    product: Value = {}
+    for (r1, k1), c1 in a.items():
+        for (r2, k2), c2 in b.items():
+            g = math.gcd(r1, r2)
+            key = ((r1 // g) * (r2 // g), k1 + k2)
+            product[key] = product.get(key, Fraction(0)) + c1 * c2 * g
+    return _clean(product)
+
+
+def _inverse(a: Value) -> Value:
+    if len(a) != 1:  # 1 / (1 + sqrt 2) would need rationalising: refused
+        raise _Refused
+    (((r, k), c),) = a.items()
+    return _clean({(r, -k): 1 / (c * r)})
+
+
+def _sqrt(a: Value) -> Value:
+    if set(a) - {(1, 0)}:
+        raise _Refused
+    c = a.get((1, 0), Fraction(0))
+    if c < 0 or c.numerator * c.denominator > _MAX_RADICAND:
+        raise _Refused
+    if c == 0:
+        return {}
+    square, free = _square_free(c.numerator * c.denominator)  # sqrt(p/q) = sqrt(p q) / q
+    return _clean({(free, 0): Fraction(square, c.denominator)})
+
+
+def _power(a: Value, exponent: int) -> Value:
+    if abs(exponent) > _MAX_EXPONENT or (exponent < 0 and len(a) != 1) or (exponent == 0 and not a):
+        raise _Refused
+    base = _inverse(a) if exponent < 0 else a
+    result: Value = {(1, 0): Fraction(1)}
+    for _ in range(abs(exponent)):
+        result = _multiply(result, base)
+    return result
+
+
+class _Parser:
+    """Recursive descent over the tokens; every method raises ``_Refused`` outside the grammar."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens, self.position = tokens, 0
+
+    def peek(self) -> str | None:
+        return self.tokens[self.position] if self.position < len(self.tokens) else None
+
+    def take(self, expected: str | None = None) -> str:
+        token = self.peek()
+        if token is None or (expected is not None and token != expected):
+            raise _Refused
+        self.position += 1
+        return token
+
+    def expression(self) -> Value:
+        sign = -1 if self.peek() == "-" else 1
+        if self.peek() in ("-", "+"):
+            self.take()
+        value = _multiply({(1, 0): Fraction(sign)}, self.term())
+        while self.peek() in ("+", "-"):
+            sign = 1 if self.take() == "+" else -1
+            value = _add(value, self.term(), sign)
+        return value
+
+    def term(self) -> Value:
+        value = self.power()
+        while True:
+            token = self.peek()
+            if token in ("*", "\\cdot", "\\times"):
+                self.take()
+                value = _multiply(value, self.power())
+            elif token in ("\\sqrt", "\\pi"):  # 2\sqrt{3}, 3\pi: juxtaposition before these only
+                value = _multiply(value, self.power())
+            elif token == "/":  # a / b ends the term: 1/2\sqrt{2} is ambiguous, refused
+                self.take()
+                value = _multiply(value, _inverse(self.power()))
+                if self.peek() not in (None, "+", "-", ")", "}"):
+                    raise _Refused
+                return value
+            else:
+                return value
+
+    def power(self) -> Value:
+        value = self.atom()
+        if self.peek() != "^":
+            return value
+        self.take()
+        if self.peek() == "{":
+            self.take()
+            sign = -1 if self.peek() == "-" else 1
+            if sign < 0:
+                self.take()
+            digits = self.take()
+            self.take("}")
+        else:  # ^12 is ^1 followed by 2 in LaTeX: one digit only
+            sign, digits = 1, self.take()
+            if len(digits) != 1:
+                raise _Refused
+        if not digits.isdigit() or len(digits) > 2:
+            raise _Refused
+        return _power(value, sign * int(digits))
+
+    def atom(self) -> Value:
+        token = self.take()
+        if token[0].isdigit() or token[0] == ".":
+            if len(token) > _MAX_DIGITS:
+                raise _Refused
+            return _clean({(1, 0): Fraction(token)})
+        if token == "\\pi":
+            return {(1, 1): Fraction(1)}
+        if token in ("\\frac", "\\dfrac", "\\tfrac"):
+            numerator = self.argument()
+            return _multiply(numerator, _inverse(self.argument()))
+        if token == "\\sqrt":
+            return _sqrt(self.argument())
+        if token in ("(", "{"):
+            value = self.expression()
+            self.take(")" if token == "(" else "}")
+            return value
+        raise _Refused
+
+    def argument(self) -> Value:
+        """A command's argument: ``{expression}``, or a single digit (``\\frac43``, ``\\sqrt2``)."""
+        token = self.peek()
+        if token == "{":
+            self.take()
+            value = self.expression()
+            self.take("}")
+            return value
+        if token is not None and len(token) > 1 and token.isdigit():  # \frac43: two single digits
+            self.tokens[self.position : self.position + 1] = list(token)
+            token = self.peek()
+        if token is not None and len(token) == 1 and token.isdigit():
+            self.take()
+            return _clean({(1, 0): Fraction(int(token))})
+        raise _Refused
+
+
+def exact_value(answer: str) -> Value | None:
+    """The canonical value of ``answer`` (already unwrapped of ``\\boxed``/``$``), or None when it
+    is outside the grammar.
+
+    >>> exact_value(r"\\frac{\\sqrt{8}}{2}") == exact_value(r"\\sqrt2")
+    True
+    >>> exact_value(r"3 \\pm \\sqrt{2}") is None
+    True
+    """
+    if len(answer) > _MAX_LENGTH:
+        return None
+    answer = _DEGREES.sub("", answer)  # 90^\\circ is 90 to math-verify
+    try:
+        parser = _Parser(_tokens(answer))
+        value = parser.expression()
+        if parser.peek() is not None:
+            return None
+        return value
+    except (_Refused, ZeroDivisionError, ValueError, OverflowError):
+        return None
+
+
+def to_float(value: Value) -> float:
+    """The value as a float (for the tolerance check against math-verify's rounding)."""
+    return sum(float(c) * math.sqrt(r) * math.pi**k for (r, k), c in value.items())
+
+
+def _sequence(answer: str) -> tuple[str, list[Value | None]] | None:
+    """``(brackets, items)`` of a parenthesised or bracketed list of at least two items
+    (``(8,-2)``, ``\\left[1, \\frac{\\pi}{2}\\right)``); an item outside the grammar is None."""
+    text = re.sub(r"\\left(?![A-Za-z])|\\right(?![A-Za-z])", "", answer).strip()
+    if len(text) > _MAX_LENGTH or len(text) < 2 or text[0] not in "([" or text[-1] not in ")]":
+        return None
+    items, depth, start = [], 0, 1
+    for position, char in enumerate(text):
+        depth += (char in "([{") - (char in ")]}")
+        if depth == 0 and position != len(text) - 1:
+            return None  # the first bracket closes before the end: "(1)+(2)"
+        if depth == 1 and char == ",":
+            items.append(text[start:position])
+            start = position + 1
+    items.append(text[start:-1])
+    if len(items) < 2:
+        return None
+    return text[0] + text[-1], [exact_value(item.strip()) for item in items]
+
+
+def _never_a_value(answer: str) -> bool:
+    """Answers math-verify never finds equal to a single number: a matrix of two or more entries,
+    words (in ``\\text{}`` or not; not pi, e, i or infinity), a tuple or interval of at least two distinct values."""
+    matrix = _MATRIX.match(answer)
+    if matrix is not None:
+        return "&" in matrix["body"] or "\\\\" in matrix["body"]
+    wrapped = _WORDS.match(answer)
+    words = wrapped["words"] if wrapped is not None else answer
+    if re.fullmatch(r"[A-Za-z ()]+", words):  # letters are symbols or text to math-verify, never a number
+        names = [word for word in re.split(r"[ ()]+", words.lower()) if word]
+        return sum(map(len, names)) >= 2 and not any(word in _NUMBER_WORDS for word in names)
+    sequence = _sequence(answer)
+    if sequence is None or any(item is None for item in sequence[1]):
+        return False
+    distinct = {tuple(sorted((key, str(c)) for key, c in item.items())) for item in sequence[1]}
+    return len(distinct) == len(sequence[1])  # [2, 2] is the set {2}: equal to 2
+
+
+def closed_form_verdict(gold: str, predicted: str) -> bool | None:
+    """Both answers (unwrapped of ``\\boxed``/``$``) decided without math-verify, or None.
+
+    Values are equal when their canonical forms are; unequal when they are apart by more than
+    math-verify's rounding could bridge (relative 1e-4). Tuples and intervals are equal when the
+    brackets match and every item is equal (anything else is left to math-verify, which, for
+    instance, finds ``1,2`` equal to ``(1,2)``). A value never equals the answers
+    :func:`_never_a_value` names.
+    """
+    g, p = exact_value(gold), exact_value(predicted)
+    if g is not None and p is not None:
+        if g == p:
+            return True
+        g_float, p_float = to_float(g), to_float(p)
+        return False if abs(g_float - p_float) > 1e-4 * max(1.0, abs(g_float), abs(p_float)) else None
+    if (g is not None and _never_a_value(predicted)) or (p is not None and _never_a_value(gold)):
+        return False
+    g_sequence, p_sequence = _sequence(gold), _sequence(predicted)
+    if g_sequence is None or p_sequence is None or g_sequence[0] != p_sequence[0]:
+        return None
+    if len(g_sequence[1]) == len(p_sequence[1]) and all(
+        a is not None and a == b for a, b in zip(g_sequence[1], p_sequence[1])
+    ):
+        return True
+    return None
