@@ -233,3 +233,66 @@ def test_the_algorithm_scores_what_its_update_needs(tmp_path):
             torch.testing.assert_close(scores.ref_logprobs, scores.old_logprobs)
         metrics = cls(policy, config).update(rollout)
         assert metrics["perf/score_seconds"] > 0 and "train/grad_norm" in metrics
+
+
+def test_length_buckets_cover_every_row_once_and_cut_padding():
+    import numpy as np
+
+    from agents.algorithms.base import length_buckets
+    from agents.device import padded_length
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(20, 260, size=64)
+    rows = rng.permutation(64)[:40]
+    buckets = length_buckets(rows, lengths, max_rows=16, device=torch.device("cpu"))
+    assert sorted(np.concatenate(buckets).tolist()) == sorted(rows.tolist()) and all(len(b) <= 16 for b in buckets)
+    padded = sum(len(b) * padded_length(int(lengths[b].max())) for b in buckets)
+    unsorted = sum(len(b) * padded_length(int(lengths[b].max())) for b in np.array_split(rows, 3))
+    assert padded < 0.8 * unsorted  # lengths from 20 to 260: sorting and cutting saves much
+    same = np.full(64, 100)
+    assert [len(b) for b in length_buckets(np.arange(64), same, 16, torch.device("cpu"))] == [16] * 4
+    assert len(length_buckets(np.arange(8), same, 16, torch.device("cuda"))) == 1  # a call costs more there
+
+
+def test_bucketed_scoring_and_update_equal_one_padded_micro_batch(tmp_path, monkeypatch):
+    """Rows of very different lengths: scores and the gradient with length buckets equal those of
+    the whole minibatch as one padded micro-batch."""
+    import numpy as np
+    from transformers import AutoModelForCausalLM
+
+    import agents.algorithms.base as base
+    from agents.policy import ActorCritic
+    from tests.helpers import toy_policy
+
+    toy_policy(tmp_path / "policy")
+    lengths = [40, 9, 38, 12, 35, 10, 7, 33]
+    tokens = torch.randint(0, 10, (8, 48), generator=torch.Generator().manual_seed(2))
+    attention = torch.zeros_like(tokens)
+    actions = torch.zeros(8, 47)
+    for row, length in enumerate(lengths):
+        attention[row, :length] = 1
+        actions[row, 3 : length - 1] = 1
+    rollout = Rollout(
+        tokens, attention, actions, REWARDS.clone(), GROUPS.clone(), torch.zeros(8, dtype=torch.bool), [], []
+    )
+    config = TrainConfig(episodes_per_iteration=8, minibatch_size=8, micro_batch_size=8, bf16=False)
+    results = []
+    for bucketed in (True, False):
+        if not bucketed:
+            monkeypatch.setattr(base, "length_buckets", lambda rows, lengths, max_rows, device: [rows])
+        torch.manual_seed(0)
+        policy = ActorCritic(AutoModelForCausalLM.from_pretrained(tmp_path / "policy"), "shared")
+        algorithm = PPO(policy, config)
+        scores = algorithm.score(rollout)
+        metrics = algorithm.update(rollout, scores)
+        gradient = torch.cat([p.grad.flatten() for p in policy.parameters() if p.grad is not None])
+        results.append((scores, gradient, metrics["perf/padding_share"]))
+    (scored, gradient, padding), (one_batch, one_gradient, one_padding) = results
+    assert padding < one_padding  # the bucketed update ran on fewer padded tokens
+    for name in ("old_logprobs", "values"):
+        torch.testing.assert_close(
+            getattr(scored, name) * actions, getattr(one_batch, name) * actions, rtol=1e-4, atol=1e-5
+        )
+    assert gradient.abs().max() > 1e-4
+    torch.testing.assert_close(gradient, one_gradient, rtol=1e-3, atol=1e-6)
+    assert np.isclose(one_padding, 1 - sum(lengths) / (8 * 48))
