@@ -85,11 +85,16 @@ def run_seed(settings: Settings, seed: int) -> dict:
         for level in settings.eval_levels
     }
     rows = json.loads((out / "rounds.json").read_text())
-    evaluated = {}
+    cache = out / "held-out.json"  # every stage's verdicts, kept so that a later call reads them back
+    evaluated = json.loads(cache.read_text()) if cache.exists() else {}
+    asked = {str(level): len(group) for level, group in problems.items()}
     for name, model in stages(out, settings.rounds):
+        if evaluated.get(name, {}).get("problems") == asked:
+            continue
         engine, tokenizer = load_engine(str(model))
-        evaluated[name] = paired_verdicts(engine, tokenizer, problems, params=GREEDY)
-    return {"stages": evaluated, "rounds": rows}
+        evaluated[name] = {**paired_verdicts(engine, tokenizer, problems, params=GREEDY), "problems": asked}
+        atomic_write(cache, json.dumps(evaluated).encode())
+    return {"stages": {name: evaluated[name] for name, _ in stages(out, settings.rounds)}, "rounds": rows}
 
 
 def write_report(settings: Settings, results: dict[int, dict], out: Path) -> str:

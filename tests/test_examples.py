@@ -186,5 +186,6 @@ def test_rounds_example_trains_every_round_evaluates_every_stage_and_reads_back(
     assert f"| {kept} (" in table  # the distilled set's size, with its self-correction share
     metrics = tmp_path / "rounds" / "seed-0" / "round-2" / "rl" / "metrics.json"
     written = metrics.stat().st_mtime_ns
-    again = example.main(settings)  # finished rounds are read back, not trained again
+    monkeypatch.setattr(example, "load_engine", lambda *a, **k: pytest.fail("a kept evaluation was run again"))
+    again = example.main(settings)  # finished rounds and their verdicts are read back, not run again
     assert metrics.stat().st_mtime_ns == written and again[0]["stages"] == stages
