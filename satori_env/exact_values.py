@@ -20,7 +20,7 @@ slow on hostile input.
 :func:`closed_form_verdict` also decides what math-verify provably decides the same way without
 parsing: tuples and intervals of such values against each other (equal when the brackets and every
 item are), and a value against a tuple of at least two distinct values, a matrix of at least two
-entries, or a word in ``\\text{}`` (never equal).
+entries, or words (never equal).
 """
 
 from __future__ import annotations
@@ -291,7 +291,8 @@ def _sequence(answer: str) -> tuple[str, list[Value | None]] | None:
 
 def _never_a_value(answer: str) -> bool:
     """Answers math-verify never finds equal to a single number: a matrix of two or more entries,
-    words (in ``\\text{}`` or not; not pi, e, i or infinity), a tuple or interval of at least two distinct values."""
+    words (in ``\\text{}`` or not; not pi, e, i or infinity), a tuple or interval of at least two
+    distinct values."""
     matrix = _MATRIX.match(answer)
     if matrix is not None:
         return "&" in matrix["body"] or "\\\\" in matrix["body"]
@@ -303,7 +304,7 @@ def _never_a_value(answer: str) -> bool:
     sequence = _sequence(answer)
     if sequence is None or any(item is None for item in sequence[1]):
         return False
-    distinct = {tuple(sorted((key, str(c)) for key, c in item.items())) for item in sequence[1]}
+    distinct = {frozenset(item.items()) for item in sequence[1]}
     return len(distinct) == len(sequence[1])  # [2, 2] is the set {2}: equal to 2
 
 
