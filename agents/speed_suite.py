@@ -2,7 +2,8 @@
 
 Each script measures ours against a baseline in the same run (the verifier against math-verify
 called directly, the environment's overhead against raw ``generate``, the rollout engines'
-tokens/s against ``generate``, the RL step against TRL's ``GRPOTrainer``) and writes its rows as
+tokens/s against ``generate``, episodes against GEM's ``MathEnv``, the update's padding against one
+padded micro-batch, the RL step against TRL's ``GRPOTrainer``) and writes its rows as
 JSON (:mod:`agents.speed_report`); this command runs them one after another, each in a fresh
 process, and prints the machine and all rows. The scripts live in the repository (they are
 measurement code, not library code), so the command runs from a checkout.
@@ -31,6 +32,8 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "env": ("env_overhead.py", ["--repeats", "3"], ["--repeats", "5"]),
     "engine": ("engine_throughput.py", ["--repeats", "3"], ["--repeats", "5"]),
     "scaling": ("scaling.py", ["--episodes", "32", "--new-tokens", "64", "--repeats", "1"], []),
+    "episodes": ("episodes.py", ["--limit", "200", "--repeats", "2"], []),
+    "padding": ("padding.py", ["--sft-steps", "300", "--repeats", "2"], []),
     "rl": (
         "ppo_step.py",
         ["--steps", "5", "--satori", "ppo:hf", "grpo:hf"],
@@ -46,8 +49,8 @@ class SpeedSuiteArgs:
     """Run the benchmark scripts and print one table of ratios against baselines measured in
     the same run, with the machine described."""
 
-    only: str = "verifier,env,engine,scaling,rl"
-    """comma-separated: verifier, env, engine, scaling, rl"""
+    only: str = "verifier,env,engine,scaling,episodes,padding,rl"
+    """comma-separated: verifier, env, engine, scaling, episodes, padding, rl"""
     full: bool = False
     """the scripts' full settings (longer) instead of the quick ones"""
     vllm: bool = False
