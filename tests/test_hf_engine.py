@@ -80,3 +80,38 @@ def test_bad_decoding_settings_are_explained(setup):
         HFEngine(model, 0, [1], decoding="fast")
     with pytest.raises(ValueError, match="static cache"):
         HFEngine(model, 0, [1], cache="dynamic", decoding="graph")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        SamplingParams(40, temperature=0.0),
+        SamplingParams(40, temperature=1.0, seed=2),
+        SamplingParams(40, temperature=1.0, seed=4, seed_per_prompt=True),
+    ],
+)
+def test_dropping_finished_rows_changes_no_completion(setup, params, monkeypatch):
+    """Graph decoding drops finished rows from the batch and the KV cache (on a CPU): every
+    completion, greedy or sampled, is what decoding the whole batch to the end writes."""
+    from transformers import StaticCache
+
+    import agents.engines.hf as hf
+
+    model, envs, prompts = setup
+    free = HFEngine(model, envs.envs[0].pad_id, stop_ids=[], decoding="graph").generate(prompts, params)
+    stops = sorted({row[3] for row in free[:5]})  # five rows end at their fourth token at the latest
+    engine = HFEngine(model, envs.envs[0].pad_id, stops, decoding="graph")
+    monkeypatch.setattr(hf, "COMPACT_SHARE", 2.0)  # never drop a row
+    whole = engine.generate(prompts, params)
+    kept, reorder = [], StaticCache.reorder_cache
+
+    def counted(cache, rows):
+        kept.append(len(rows))
+        return reorder(cache, rows)
+
+    monkeypatch.setattr(StaticCache, "reorder_cache", counted)
+    monkeypatch.setattr(hf, "COMPACT_SHARE", 0.25)
+    assert engine.generate(prompts, params) == whole
+    assert kept and kept[0] < len(prompts)  # finished rows were dropped
+    assert sum(len(c) < 40 for c in whole) >= 2 and any(len(c) == 40 for c in whole)
+    assert HFEngine(model, envs.envs[0].pad_id, stops, decoding="generate").generate(prompts, params) == whole

@@ -57,7 +57,8 @@ def test_satori_bench_runs_each_script_and_reports_the_ones_that_fail(tmp_path, 
 def test_satori_bench_refuses_unknown_benchmarks():
     with pytest.raises(
         SystemExit,
-        match=r"unknown benchmark\(s\) \['gpu'\]; valid: \['verifier', 'env', 'engine', 'scaling', 'episodes', 'padding', 'rl'\]",
+        match=r"unknown benchmark\(s\) \['gpu'\]; valid: \['verifier', 'env', 'engine', 'scaling', 'episodes', "
+        r"'padding', 'rl'\]",
     ):
         main(["bench", "--only", "env,gpu"])
 

@@ -16,6 +16,11 @@ __all__ = ["DECODINGS", "HFEngine", "sample_next"]
 
 DECODINGS = ("auto", "generate", "graph")
 GPU_PAD_MULTIPLE = 64  # prompt widths on a GPU: one compiled decoding step serves prompts up to 64 tokens
+COMPACT_SHARE = 0.25
+"""Satori's decoding loop without a compiled step drops finished rows from the batch (and the KV
+cache) when at least this share of its rows is done at a check (every 16 tokens): sampled
+completions end at very different lengths, and a finished row would otherwise cost as much as a
+live one until the longest ends."""
 
 
 def sample_next(logits: torch.Tensor, forbidden: torch.Tensor | None, params: SamplingParams) -> torch.Tensor:
@@ -84,7 +89,10 @@ class HFEngine:
             prefill, then one token at a time over a static cache, sampling with
             :func:`sample_next`; on a GPU the model's one-token step is compiled with CUDA
             graphs, so a step costs a graph replay and a few sampling kernels instead of
-            ``generate``'s Python work per token), or "auto": "graph" on a GPU, else "generate".
+            ``generate``'s Python work per token; elsewhere finished rows leave the batch, see
+            :data:`COMPACT_SHARE`), or "auto": "graph" with a static cache unless ``synced``,
+            else "generate". Both write the same tokens (greedy, sampled from a seed, or seeded
+            per prompt): the loop draws for every row, finished or not, as ``generate`` does.
         synced: keep generating until every process of ``torch.distributed`` is done (a model
             sharded with FSDP must run the same forward passes on every rank); "generate" only.
 
@@ -147,15 +155,15 @@ class HFEngine:
             self.model.train(was_training)
         return out
 
-    def _uses_graph(self, device: torch.device) -> bool:
-        auto = self.decoding == "auto" and device.type == "cuda" and self.cache == "static" and not self.synced
+    def _uses_graph(self) -> bool:
+        auto = self.decoding == "auto" and self.cache == "static" and not self.synced
         return self.decoding == "graph" or auto
 
     def _generate_batch(
         self, prompts: Sequence[Sequence[int]], params: SamplingParams, seeded: SeededRows | None = None
     ) -> list[list[int]]:
         device = next(self.model.parameters()).device
-        graph = self._uses_graph(device)
+        graph = self._uses_graph()
         width = padded_length(max(len(p) for p in prompts), GPU_PAD_MULTIPLE if device.type == "cuda" else PAD_MULTIPLE)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
@@ -211,13 +219,17 @@ class HFEngine:
             **last_only,
         )
         step = self._step_call(device)
+        compact = step is self.model and hasattr(cache, "reorder_cache")  # a compiled step needs fixed shapes
         cache_positions = torch.arange(width, width + new, device=device)
         forbidden = torch.tensor(self.forbidden_ids, dtype=torch.long, device=device)
         stops = torch.tensor(self.stop_ids, dtype=torch.long, device=device)
         generated = torch.full((batch, new), self.pad_id, dtype=torch.long, device=device)
         done = torch.zeros(batch, dtype=torch.bool, device=device)
+        live = torch.arange(batch, device=device)  # the rows still in the batch (and the KV cache)
         for i in range(new):
             logits = out.logits[:, -1]
+            if len(live) < batch:  # every row is sampled, finished or not, so the draws match generate's
+                logits = logits.new_zeros(batch, logits.shape[-1]).index_copy_(0, live, logits)
             if seeded is not None:
                 token = seeded.sample(
                     logits.float().index_fill(1, forbidden, float("-inf")) if forbidden.numel() else logits
@@ -229,9 +241,14 @@ class HFEngine:
             done |= torch.isin(token, stops)
             if i + 1 == new or ((i + 1) % 16 == 0 and bool(done.all())):  # a device sync every 16 tokens
                 return generated[:, : i + 1]
+            if compact and (i + 1) % 16 == 0 and float(done[live].float().mean()) >= COMPACT_SHARE:
+                keep = (~done[live]).nonzero().squeeze(1)  # finished rows leave the batch: no more work on them
+                cache.reorder_cache(keep)
+                self._static_cache = None  # this cache now holds the live rows only: the next call builds its own
+                attention, real, live = attention[keep], real[keep], live[keep]
             attention[:, width + i] = 1
             out = step(
-                input_ids=token[:, None],
+                input_ids=token[live, None],
                 attention_mask=attention,
                 position_ids=(real + i)[:, None],
                 cache_position=cache_positions[i : i + 1],
