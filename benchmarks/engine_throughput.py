@@ -7,7 +7,9 @@ The model runs on ``--device`` (default: the GPU when there is one).
 
 The tiny preset's model (3.4M parameters, random weights, so every completion runs to the
 token limit) samples ``--new-tokens`` tokens for ``--prompts`` procedural prompts at temperature
-1. Baseline: ``model.generate`` as a user would call it (left-padded batch, default dynamic KV
+1. With ``--model PATH`` (a format-tuned policy, e.g. ``OUT/sft/model`` of ``satori train``)
+completions end at their own stop tokens, as in a rollout, and only the tokens through each stop
+count, on both sides. Baseline: ``model.generate`` as a user would call it (left-padded batch, default dynamic KV
 cache). Ours: ``HFEngine`` with each decoding (``generate`` over a static KV cache; ``graph``,
 satori's loop whose one-token step is a CUDA graph on a GPU), with the stop ids and suppressed
 ids a rollout uses, and, with ``--vllm``, ``VLLMEngine``. Printed: median tokens/s of
@@ -33,6 +35,7 @@ from agents.engines import HFEngine, SamplingParams, make_engine  # noqa: E402
 from agents.models import build_model  # noqa: E402
 from agents.speed_report import Ratio, machine, markdown_table, write_json  # noqa: E402
 from satori_env import SatoriMathVectorEnv  # noqa: E402
+from satori_env.tokens import cut_after_stop  # noqa: E402
 
 
 def tokens_per_second(write, prompts: list[list[int]], repeats: int) -> float:
@@ -53,19 +56,25 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto", help="auto (the GPU when there is one), cpu, cuda, ...")
     parser.add_argument("--vllm", action="store_true", help="also time the vLLM engine")
+    parser.add_argument("--model", default=None, help="a trained policy (default: random weights)")
     parser.add_argument("--json", default=None, help="write the ratio rows here (for satori bench)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
 
     with tempfile.TemporaryDirectory() as tmp:
-        model_path = str(Path(tmp) / "model")
-        model, _ = build_model("tiny", model_path, seed=0)
+        model_path = args.model or str(Path(tmp) / "model")
+        if args.model is None:
+            model, _ = build_model("tiny", model_path, seed=0)
+        else:
+            from transformers import AutoModelForCausalLM
+
+            model = AutoModelForCausalLM.from_pretrained(model_path)
         device = choose_device(args.device)
         model.to(device).eval()
         envs = SatoriMathVectorEnv(num_envs=args.prompts, tokenizer=model_path, max_new_tokens=args.new_tokens)
         envs.reset(seed=0)
         prompts = [env.tokens.tolist() for env in envs.envs]
-        pad = envs.envs[0].pad_id
+        pad, stops = envs.envs[0].pad_id, envs.envs[0].stop_ids
         params = SamplingParams(args.new_tokens, temperature=1.0, seed=0)
 
         @torch.no_grad()
@@ -81,8 +90,9 @@ def main() -> int:
                 temperature=1.0,
                 top_k=0,
                 pad_token_id=pad,
+                eos_token_id=list(stops),
             )
-            return out[:, width:].tolist()
+            return [cut_after_stop(row, stops) for row in out[:, width:].tolist()]
 
         baseline = tokens_per_second(raw_generate, prompts, args.repeats)
         engines = {
@@ -104,6 +114,7 @@ def main() -> int:
             baseline,
             "transformers generate",
             lower_is_better=False,
+            target=1.5 if args.model and name == "HFEngine (graph decoding)" else None,  # rollouts that stop
         )
         for name, rate in rates.items()
     ]
