@@ -10,6 +10,22 @@ from hypothesis import strategies as st
 from satori_env.answers import exact_fraction, fast_verdict, plain_number
 
 
+def _parse(answer: str) -> list:
+    """math-verify's reading of an answer, as the verifier's workers parse it."""
+    from math_verify import LatexExtractionConfig, parse
+
+    config = [LatexExtractionConfig(boxed_match_priority=0)]
+    return parse(f"\\boxed{{{answer}}}", extraction_config=config, parsing_timeout=None)
+
+
+def _math_verify_equal(gold: str, predicted: str) -> bool:
+    """math-verify's verdict, as the verifier's workers ask it."""
+    from math_verify import verify
+
+    parsed = [_parse(gold), _parse(predicted)]
+    return bool(parsed[0] and parsed[1] and verify(parsed[0], parsed[1], timeout_seconds=None))
+
+
 @pytest.mark.parametrize(
     "answer, value",
     [
@@ -122,32 +138,20 @@ _fraction = st.one_of(
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(gold=_plain, predicted=st.one_of(_plain, st.just("")), same=st.booleans())
 def test_fast_path_agrees_with_math_verify_where_it_reads_numbers(gold, predicted, same):
-    from math_verify import LatexExtractionConfig, parse, verify
-
     predicted = gold if same or not predicted else predicted
     decided = fast_verdict(gold, predicted)
     if decided is None:
         return
-    config = [LatexExtractionConfig(boxed_match_priority=0)]
-    parsed = [
-        parse(f"\\boxed{{{answer}}}", extraction_config=config, parsing_timeout=None) for answer in (gold, predicted)
-    ]
-    if all(p and getattr(p[0], "is_number", False) for p in parsed):
-        assert decided is bool(verify(parsed[0], parsed[1], timeout_seconds=None))
+    if all(p and getattr(p[0], "is_number", False) for p in (_parse(gold), _parse(predicted))):
+        assert decided is _math_verify_equal(gold, predicted)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(gold=_fraction, predicted=_fraction)
 def test_fractions_agree_with_math_verify(gold, predicted):
-    from math_verify import LatexExtractionConfig, parse, verify
-
     decided = fast_verdict(gold, predicted)
-    config = [LatexExtractionConfig(boxed_match_priority=0)]
-    parsed = [
-        parse(f"\\boxed{{{answer}}}", extraction_config=config, parsing_timeout=None) for answer in (gold, predicted)
-    ]
-    if decided is not None and all(p and getattr(p[0], "is_number", False) for p in parsed):
-        assert decided is bool(verify(parsed[0], parsed[1], timeout_seconds=None)), (gold, predicted)
+    if decided is not None and all(p and getattr(p[0], "is_number", False) for p in (_parse(gold), _parse(predicted))):
+        assert decided is _math_verify_equal(gold, predicted), (gold, predicted)
 
 
 @pytest.mark.parametrize(
@@ -178,23 +182,6 @@ _term = st.one_of(
     st.sampled_from(["\\pi", "\\pi^2", "\\sqrt2", "0.5\\pi", "\\left(3\\right)", "1.5", "0.577350", "3.141593", "7"]),
 )
 _closed_form = st.one_of(_term, st.tuples(_term, st.sampled_from([" + ", "-", "+"]), _term).map(lambda t: "".join(t)))
-
-
-@settings(max_examples=400, deadline=None, derandomize=True)
-@given(gold=_closed_form, predicted=_closed_form)
-def test_closed_forms_agree_with_math_verify(gold, predicted):
-    """Wherever the fast path decides a radical or pi answer, math-verify decides the same,
-    whatever it reads the answers as."""
-    from math_verify import LatexExtractionConfig, parse, verify
-
-    decided = fast_verdict(gold, predicted)
-    if decided is None:
-        return
-    config = [LatexExtractionConfig(boxed_match_priority=0)]
-    parsed = [
-        parse(f"\\boxed{{{answer}}}", extraction_config=config, parsing_timeout=None) for answer in (gold, predicted)
-    ]
-    assert decided is bool(parsed[0] and parsed[1] and verify(parsed[0], parsed[1], timeout_seconds=None))
 
 
 @pytest.mark.parametrize(
@@ -234,21 +221,17 @@ _structured = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
-@given(gold=_structured, predicted=_structured)
-def test_tuples_intervals_matrices_and_words_agree_with_math_verify(gold, predicted):
-    """Tuples and intervals against each other and against values, matrices, words, degrees:
-    wherever the fast path decides, math-verify decides the same."""
-    from math_verify import LatexExtractionConfig, parse, verify
-
+@settings(max_examples=800, deadline=None, derandomize=True)
+@given(
+    gold=st.one_of(_closed_form, _structured),
+    predicted=st.one_of(_closed_form, _structured, _closed_form.map(lambda a: a.replace(" ", ""))),
+)
+def test_closed_forms_and_structured_answers_agree_with_math_verify(gold, predicted):
+    """Radicals and pi, tuples and intervals, matrices, words, degrees, against each other:
+    wherever the fast path decides, math-verify decides the same, whatever it reads them as."""
     decided = fast_verdict(gold, predicted)
-    if decided is None:
-        return
-    config = [LatexExtractionConfig(boxed_match_priority=0)]
-    parsed = [
-        parse(f"\\boxed{{{answer}}}", extraction_config=config, parsing_timeout=None) for answer in (gold, predicted)
-    ]
-    assert decided is bool(parsed[0] and parsed[1] and verify(parsed[0], parsed[1], timeout_seconds=None))
+    if decided is not None:
+        assert decided is _math_verify_equal(gold, predicted)
 
 
 @pytest.mark.parametrize(
@@ -269,13 +252,10 @@ def test_structured_answers_are_decided_only_when_certain(gold, predicted, expec
 def test_the_fast_path_never_contradicts_math_verify_on_the_benchmarks_answers():
     """Every benchmark's reference answers against their own gold answers and others' (thousands
     of pairs of the forms models write): the only differences are the documented lenient forms."""
-    from math_verify import LatexExtractionConfig, parse, verify
-
     from satori_env import load_problems
     from satori_env.answers import extract_answer
     from satori_env.tasks.datasets import reference_response
 
-    config = [LatexExtractionConfig(boxed_match_priority=0)]
     answers = [
         (p.answer, extract_answer(response))
         for name in ("math500", "olympiadbench", "minerva", "aime24", "amc23")
@@ -290,8 +270,7 @@ def test_the_fast_path_never_contradicts_math_verify_on_the_benchmarks_answers()
         if fast is None:
             continue
         decided += 1
-        parsed = [parse(f"\\boxed{{{a}}}", extraction_config=config, parsing_timeout=None) for a in (gold, answer)]
-        if fast is not bool(parsed[0] and parsed[1] and verify(parsed[0], parsed[1], timeout_seconds=None)):
+        if fast is not _math_verify_equal(gold, answer):
             contradicted.append((gold, answer))
     assert decided > 0.7 * len(pairs)
     assert contradicted == [("104", "104."), ("73", "\\textbf{(073)}")]  # read as text by math-verify
