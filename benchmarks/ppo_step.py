@@ -16,6 +16,10 @@ optimiser step:
   (old log-probabilities and the critic's values), PPO update (GAE, clipped losses);
 * TRL: ``GRPOTrainer`` one ``train`` step (generation, reward, group advantages, loss, update).
 
+With ``--model PATH`` both sides load a format-tuned policy instead of the random one, so that
+completions stop at their own lengths as in training (where padding and finished rows cost
+work).
+
 Everything runs on the GPU when there is one (fp32 on both sides), where satori's HF engine
 decodes with its CUDA-graph step. The first step of each run is a warm-up and is not counted
 (on a GPU it compiles the decoding step). Printed: median seconds per step, completion tokens
@@ -161,6 +165,12 @@ def main() -> int:
     parser.add_argument(
         "--trl-static", action="store_true", help="add a TRL row with its cache_implementation='static' option"
     )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="a format-tuned policy both sides load (completions then stop at their own lengths, as in "
+        "training); default: the tiny preset's random weights (every completion runs to the limit)",
+    )
     parser.add_argument("--json", default=None, help="write the ratio rows here (for satori bench)")
     args = parser.parse_args()
     try:
@@ -179,8 +189,9 @@ def main() -> int:
     rows: dict[str, tuple[float, float]] = {}
     every_step: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        model_path = str(Path(tmp) / "model")
-        build_model("tiny", model_path, seed=0)
+        model_path = args.model or str(Path(tmp) / "model")
+        if args.model is None:
+            build_model("tiny", model_path, seed=0)
         for index, (name, run_steps) in enumerate(runs):
             seconds, tokens = run_steps(model_path, args.steps, str(Path(tmp) / f"run{index}"))
             every_step[name] = seconds
