@@ -119,6 +119,11 @@ def main() -> None:
     parser.add_argument("--agreement", action="store_true", help="also check the fast path against math-verify")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    try:
+        import gem  # noqa: F401
+    except ImportError:
+        print("the baseline needs GEM: pip install gem-llm (or the bench extra)", file=sys.stderr)
+        raise SystemExit(2) from None
     print(f"machine: {machine()}")
     tokenizer = default_tokenizer()
     rows = []
