@@ -21,6 +21,7 @@ Target (issue 25): MATH500 episodes >= 5x GEM's. Needs ``pip install gem-llm``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import sys
@@ -119,11 +120,9 @@ def main() -> None:
     parser.add_argument("--agreement", action="store_true", help="also check the fast path against math-verify")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    try:
-        import gem  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("gem") is None:
         print("the baseline needs GEM: pip install gem-llm (or the bench extra)", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(2)
     print(f"machine: {machine()}")
     tokenizer = default_tokenizer()
     rows = []
