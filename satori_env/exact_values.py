@@ -45,7 +45,8 @@ _TOKEN = re.compile(
     r"\s*(?:(?P<number>\d+(?:\.\d+)?|\.\d+)|(?P<command>\\(?:[dt]?frac|sqrt|pi|cdot|times))(?![A-Za-z])|(?P<symbol>[-+*/^(){}]))",
     re.ASCII,
 )
-_DROPPED = re.compile(r"\\left(?![A-Za-z])|\\right(?![A-Za-z])|\\[,!;: ]|\{,\}")
+_SIZING = re.compile(r"\\(?:left|right)(?![A-Za-z])")  # \left( and \right): the brackets alone
+_DROPPED = re.compile(_SIZING.pattern + r"|\\[,!;: ]|\{,\}")
 _DEGREES = re.compile(r"\^\s*(?:\\circ|\{\s*\\circ\s*\})\s*$")
 # matrix, pmatrix, bmatrix; not vmatrix: a determinant is a number
 _MATRIX = re.compile(r"^\\begin\{([pb]?matrix)\}(?P<body>.*)\\end\{\1\}$", re.DOTALL)
@@ -272,7 +273,7 @@ def to_float(value: Value) -> float:
 def _sequence(answer: str) -> tuple[str, list[Value | None]] | None:
     """``(brackets, items)`` of a parenthesised or bracketed list of at least two items
     (``(8,-2)``, ``\\left[1, \\frac{\\pi}{2}\\right)``); an item outside the grammar is None."""
-    text = re.sub(r"\\left(?![A-Za-z])|\\right(?![A-Za-z])", "", answer).strip()
+    text = _SIZING.sub("", answer).strip()
     if len(text) > _MAX_LENGTH or len(text) < 2 or text[0] not in "([" or text[-1] not in ")]":
         return None
     items, depth, start = [], 0, 1
