@@ -196,8 +196,9 @@ def fast_verdict(gold: str, predicted: str) -> bool | None:
     """Decide cheaply when the answer is certain; None means "ask math-verify".
 
     It decides only plain numbers in ASCII digits, fractions of integers (``\\frac{3}{4}``,
-    ``3/4``), closed forms with square roots and pi (``2\\sqrt{5}``, ``\\frac{\\pi}{3}``;
-    :mod:`satori_env.exact_values`) and identical strings, and never contradicts math-verify where math-verify reads
+    ``3/4``), closed forms with square roots and pi (``2\\sqrt{5}``, ``\\frac{\\pi}{3}``),
+    polynomials, tuples, intervals and lists of those (:mod:`satori_env.exact_values`) and
+    identical strings, and never contradicts math-verify where math-verify reads
     both answers as numbers (a property test compares them): unequal values within math-verify's
     rounding tolerance (6 places) are left to it. It also accepts forms math-verify reads as text
     ("18 dollars", "104.").

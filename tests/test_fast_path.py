@@ -191,8 +191,9 @@ _closed_form = st.one_of(_term, st.tuples(_term, st.sampled_from([" + ", "-", "+
      ("\\sqrt{2}\\sqrt{3}", "\\sqrt6", True), ("\\sqrt{0}", "0", True), ("2\\sqrt{5}", "5\\sqrt{2}", False),
      ("\\pi", "3.14", False), ("\\frac{\\sqrt3}{3}", "0.57735", None),  # within math-verify's rounding
      ("11\\sqrt5+11", "11(\\sqrt5+1)", None),  # juxtaposition before a parenthesis: refused
-     ("1\\frac{4}{5}", "\\frac{9}{5}", None),  # a mixed number or a product: refused
-     ("3 \\pm 2\\sqrt{2}", "3+2\\sqrt2", None), ("2^12", "4096", None), ("\\sqrt{-4}", "2", None)],
+     ("1\\frac{4}{5}", "\\frac{9}{5}", True), ("-1\\frac{1}{2}", "-1.5", True),  # mixed numbers
+     ("52_8", "52", True), ("52_8", "42", False),  # math-verify drops a base subscript
+     ("3 \\pm 2\\sqrt{2}", "3+2\\sqrt2", False), ("2^12", "4096", None), ("\\sqrt{-4}", "2", None)],
 )  # fmt: skip
 def test_closed_forms_are_decided_only_when_certain(gold, predicted, expected):
     assert fast_verdict(gold, predicted) is expected
@@ -274,3 +275,98 @@ def test_the_fast_path_never_contradicts_math_verify_on_the_benchmarks_answers()
             contradicted.append((gold, answer))
     assert decided > 0.7 * len(pairs)
     assert contradicted == [("104", "104."), ("73", "\\textbf{(073)}")]  # read as text by math-verify
+
+
+# Polynomials in single-letter symbols (and complex numbers, i being a symbol to math-verify),
+# unbracketed lists and a \pm b (sets to math-verify), intervals with infinities and unions.
+_symbol = st.sampled_from(["x", "k", "n", "r", "R", "a", "p", "q", "i", "y"])
+_monomial = st.one_of(
+    _symbol,
+    st.tuples(st.sampled_from(["2", "3", "-1", "\\frac{1}{2}", "0.5", "\\sqrt{2}", "\\pi"]), _symbol).map("".join),
+    st.tuples(_symbol, st.sampled_from(["^2", "^{3}", "^{-1}"])).map("".join),
+    st.tuples(
+        st.sampled_from(["5", "6", ""]), _symbol, st.sampled_from(["^2", ""]), st.sampled_from([" ", ""]), _symbol
+    ).map("".join),
+    st.tuples(_symbol, st.sampled_from(["2", "3", "4"])).map(lambda t: f"\\frac{{{t[0]}}}{{{t[1]}}}"),
+    st.sampled_from(["2(k+1)", "x(x+1)", "(x+1)^2", "\\frac{x+1}{x}", "ab", "2 i", "5m", "2e", "3I", "\\cot x"]),
+)  # fmt: skip
+_polynomial = st.one_of(
+    _monomial,
+    st.tuples(_monomial, st.sampled_from([" + ", "-", "+"]), st.one_of(_monomial, _item)).map("".join),
+    st.tuples(_item, st.sampled_from([" + ", "-"]), _monomial).map("".join),
+)
+_collection = st.one_of(
+    st.lists(st.one_of(_item, _monomial), min_size=2, max_size=3).map(", ".join),
+    st.lists(_item, min_size=2, max_size=3).map(",".join),
+    st.tuples(st.sampled_from(["", "1", "3", "x"]), _item).map(lambda t: f"{t[0]} \\pm {t[1]}"),
+    st.tuples(st.sampled_from(["(", "["]), _item, st.sampled_from([")", "]"])).map(
+        lambda t: f"{t[0]}{t[1]}, \\infty{t[2]}"
+    ),
+    st.tuples(_item, st.sampled_from([")", "]"])).map(lambda t: f"(-\\infty, {t[0]}{t[1]}"),
+    st.sampled_from(
+        ["(0,9) \\cup (9,36)", "(-\\infty, 2) \\cup (3, \\infty)", "[2,+\\infty)", "1,000", "1, 000", "1,23"]
+    ),
+)  # fmt: skip
+
+
+@settings(max_examples=800, deadline=None, derandomize=True)
+@given(
+    gold=st.one_of(_polynomial, _collection, _item),
+    predicted=st.one_of(_polynomial, _collection, _item, _polynomial.map(lambda a: a.replace(" ", ""))),
+)
+def test_polynomials_and_sets_agree_with_math_verify(gold, predicted):
+    """Wherever the fast path decides polynomials, lists, intervals with infinities and unions,
+    math-verify decides the same."""
+    decided = fast_verdict(gold, predicted)
+    if decided is not None:
+        assert decided is _math_verify_equal(gold, predicted), (gold, predicted)
+
+
+@pytest.mark.parametrize(
+    "gold, predicted, expected",
+    [("2k+2", "2+2K", True), ("\\frac{x+1}{x}", "1+\\frac{1}{x}", True), ("6r^2-4r-24", "66", False),
+     ("p - q", "q - p", False), ("x^2", "1.00000001x^2", None),  # within math-verify's rounding
+     ("6 - 5i", "\\sqrt{51}", False), ("2i", "2 i", None),  # i: two different symbols to math-verify
+     ("2(k+1)", "2k+2", None), ("ab", "ba", None), ("5m", "5", None), ("2e", "2", None),  # refused
+     ("1,-2", "-2,1", True), ("1,-2", "1", False), ("2,2", "2", None), ("1,000", "1000", True),
+     ("1, 000", "1000", None), ("1 \\pm \\sqrt{19}", "-4", False), ("\\pm 2", "2,-2", True),
+     ("(2,\\infty)", "3", False), ("[2,\\infty)", "[2,+\\infty)", True), ("(0,9) \\cup (9,36)", "1", False)],
+)  # fmt: skip
+def test_polynomials_and_sets_are_decided_only_when_certain(gold, predicted, expected):
+    assert fast_verdict(gold, predicted) is expected
+
+
+_poly_term = st.tuples(
+    st.sampled_from([1, 2, -3, 5]), st.sampled_from([1, 2]), st.sampled_from(["x", "k", "n", "R", "a", "i"]),
+    st.sampled_from([0, 1, 2]),
+)  # fmt: skip
+
+
+def _written(terms: list, style: int) -> str:
+    """A polynomial in one of three writings: ``2x^2 + 1``, ``\\frac{2 X^{2}}{1}+1``, ``2 \\cdot x^2+1``."""
+    parts = []
+    for coefficient, divisor, symbol, power in terms if style != 1 else reversed(terms):
+        factor = (
+            "" if power == 0 else symbol if power == 1 else f"{symbol}^{{{power}}}" if style else f"{symbol}^{power}"
+        )
+        factor = factor.upper() if style == 1 and symbol not in ("i", "a") else factor
+        if style == 1:
+            text = (
+                f"\\frac{{{coefficient}{factor}}}{{{divisor}}}" if factor else f"\\frac{{{coefficient}}}{{{divisor}}}"
+            )
+        else:
+            text = f"\\frac{{{coefficient}}}{{{divisor}}}" if divisor != 1 else str(coefficient)
+            text += (" \\cdot " if style == 2 else "") + factor if factor else ""
+        parts.append(text)
+    return "+".join(parts).replace("+-", "-")
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(terms=st.lists(_poly_term, min_size=1, max_size=3), styles=st.tuples(st.integers(0, 2), st.integers(0, 2)))
+def test_polynomials_written_differently_agree_with_math_verify(terms, styles):
+    """The same polynomial (or a nearby one) in different writings: reordered, upper case,
+    fractions around or before the symbol, ``\\cdot``."""
+    gold, predicted = _written(terms, styles[0]), _written(terms[:-1] if len(terms) > 2 else terms, styles[1])
+    decided = fast_verdict(gold, predicted)
+    if decided is not None:
+        assert decided is _math_verify_equal(gold, predicted), (gold, predicted)

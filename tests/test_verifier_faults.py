@@ -18,14 +18,14 @@ from satori_env import Verifier
 
 
 def _fraction_cases(tag: int, count: int) -> list[tuple[str, str, bool]]:
-    """``count`` (completion, gold, truth) triples that go to math-verify (multiples of x), half right,
+    """``count`` (completion, gold, truth) triples that go to math-verify (multiples of x + 1), half right,
     distinct for every ``tag`` so that no verdict comes from the cache."""
     cases = []
     for i in range(count):
         a, b = 1000 * tag + i + 1, 7 * (1000 * tag + i) + 3
         right = i % 2 == 0
-        predicted = f"\\frac{{{2 * a}x}}{{{2 * b}}}" if right else f"\\frac{{{a + 1}x}}{{{b}}}"
-        cases.append((f"so \\boxed{{{predicted}}}", f"\\frac{{{a}x}}{{{b}}}", right))
+        predicted = f"\\frac{{{2 * a}(x+1)}}{{{2 * b}}}" if right else f"\\frac{{{a + 1}(x+1)}}{{{b}}}"
+        cases.append((f"so \\boxed{{{predicted}}}", f"\\frac{{{a}(x+1)}}{{{b}}}", right))
     return cases
 
 
@@ -114,12 +114,12 @@ def test_absurd_timeouts_are_refused_up_front(timeout):
         Verifier(timeout=timeout)
     with Verifier(workers=1) as verifier:
         with pytest.raises(ValueError, match="at most"):
-            verifier.check("\\boxed{\\frac{x}{2}}", "x/2", timeout=timeout)
+            verifier.check("\\boxed{2(x+1)}", "2x+2", timeout=timeout)
 
 
 def test_the_largest_timeout_works():
     with Verifier(workers=1, timeout=1e6) as verifier:
-        assert verifier.verify("\\boxed{\\frac{x}{2}}", "x/2")
+        assert verifier.verify("\\boxed{2(x+1)}", "2x+2")
 
 
 def test_a_job_sent_just_after_an_idle_worker_died_is_not_counted_wrong():
@@ -156,7 +156,7 @@ def test_a_worker_killed_mid_job_retries_once_within_the_deadline(kills, status)
         assert (verdict.correct, verdict.status) == (False, status)
         assert len(killed) == kills
         assert time.monotonic() - start <= 2.0 + 0.5  # the retry does not restart the clock
-        assert verifier.verify("\\boxed{\\frac{x}{2}}", "x/2")
+        assert verifier.verify("\\boxed{2(x+1)}", "2x+2")
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads Linux /proc")
@@ -179,4 +179,4 @@ def test_an_interrupted_start_leaves_no_process_behind(ctrl_c):
             ctrl_c.disarm()
     assert len(started) == 1 and started[0].poll() is not None  # stopped and reaped
     with verifier:
-        assert verifier.verify("\\boxed{\\frac{x}{2}}", "x/2")
+        assert verifier.verify("\\boxed{2(x+1)}", "2x+2")

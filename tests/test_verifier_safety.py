@@ -52,7 +52,7 @@ def test_sequential_hostile_calls_each_return_in_time():
             verdict = verifier.check(case.completion, case.gold)
             assert time.monotonic() - start <= 1.5
             assert verdict.status == "timeout" and not verdict.correct
-        assert verifier.verify("\\boxed{\\frac{x}{2}}", "x/2")  # the pool still works
+        assert verifier.verify("\\boxed{2(x+1)}", "2x+2")  # the pool still works
 
 
 def test_a_configurable_timeout_holds():
@@ -66,7 +66,7 @@ def test_a_dead_worker_is_replaced(verifier):
     for worker in verifier._pool:  # kill the idle workers behind the pool's back
         os.kill(worker.pid, signal.SIGKILL)
     time.sleep(0.1)
-    assert verifier.verify_batch([("\\boxed{x/2}", "\\frac{x}{2}")] * 4) == [True] * 4
+    assert verifier.verify_batch([("\\boxed{2x+2}", "2(x+1)")] * 4) == [True] * 4
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/limits"), reason="reads Linux /proc")
@@ -81,7 +81,7 @@ def test_workers_run_under_the_memory_cap():
 def _verify_in_child(queue):
     from satori_env import verify
 
-    queue.put(verify("\\boxed{\\frac{x}{2}}", "x/2"))
+    queue.put(verify("\\boxed{2(x+1)}", "2x+2"))
 
 
 def test_works_inside_a_daemonic_process():
@@ -96,21 +96,21 @@ def test_works_inside_a_daemonic_process():
 
 
 def test_a_forked_child_gets_its_own_pool(verifier):
-    verifier.check("\\boxed{\\frac{x}{2}}", "x/2")  # the parent's pool exists
+    verifier.check("\\boxed{2(x+1)}", "2x+2")  # the parent's pool exists
     pid = os.fork()
     if pid == 0:
-        ok = verifier.verify("\\boxed{\\frac{x}{2}}", "x/2")
+        ok = verifier.verify("\\boxed{2(x+1)}", "2x+2")
         verifier.close()
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert verifier.verify("\\boxed{\\frac{2x}{4}}", "x/2")  # the parent's pool is untouched
+    assert verifier.verify("\\boxed{4(x+1)}", "4x+4")  # the parent's pool is untouched
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads Linux /proc")
 def test_close_stops_every_process():
     verifier = Verifier(workers=2)
-    verifier.check("\\boxed{x}", "y")
+    verifier.check("\\boxed{2(x+1)}", "y")
     pids = [w.pid for w in verifier._pool] + [verifier._server.proc.pid]
     verifier.close()
     deadline = time.monotonic() + 5
