@@ -115,3 +115,29 @@ def test_dropping_finished_rows_changes_no_completion(setup, params, monkeypatch
     assert kept and kept[0] < len(prompts)  # finished rows were dropped
     assert sum(len(c) < 40 for c in whole) >= 2 and any(len(c) == 40 for c in whole)
     assert HFEngine(model, envs.envs[0].pad_id, stops, decoding="generate").generate(prompts, params) == whole
+
+
+def test_uncompiled_decoding_reads_only_the_filled_cache(setup, monkeypatch):
+    """On a CPU every attention call reads the cached positions filled so far, not the whole
+    preallocated cache, and the completions are those of a full-length read."""
+    import agents.engines.hf as hf
+
+    model, envs, prompts = setup
+    params = SamplingParams(40, temperature=1.0, seed=3)
+    engine = HFEngine.for_env(model, envs, decoding="graph")
+    read = []
+    original = torch.nn.functional.scaled_dot_product_attention
+
+    def recording(query, key, *args, **kwargs):
+        read.append(key.shape[-2])
+        return original(query, key, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording)
+    prefix = engine.generate(prompts, params)
+    layers = model.config.num_hidden_layers
+    width = read[0]  # the prefill reads the padded prompt
+    assert read[::layers] == list(range(width, width + len(read) // layers))  # one more position per step
+    monkeypatch.setattr(hf, "_read_prefix_only", lambda cache: None)  # the plain static cache
+    read.clear()
+    assert HFEngine.for_env(model, envs, decoding="graph").generate(prompts, params) == prefix
+    assert set(read[layers:]) == {width + 40}

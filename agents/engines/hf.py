@@ -3,6 +3,7 @@ loop over a static KV cache whose one-token step is compiled into a CUDA graph o
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Iterable, Sequence
 
@@ -90,9 +91,10 @@ class HFEngine:
             :func:`sample_next`; on a GPU the model's one-token step is compiled with CUDA
             graphs, so a step costs a graph replay and a few sampling kernels instead of
             ``generate``'s Python work per token; elsewhere finished rows leave the batch, see
-            :data:`COMPACT_SHARE`), or "auto": "graph" with a static cache unless ``synced``,
-            else "generate". Both write the same tokens (greedy, sampled from a seed, or seeded
-            per prompt): the loop draws for every row, finished or not, as ``generate`` does.
+            :data:`COMPACT_SHARE`, and attention reads only the cache positions filled so
+            far), or "auto": "graph" with a static cache unless ``synced``, else "generate".
+            Both write the same tokens (greedy, sampled from a seed, or seeded per prompt): the
+            loop draws for every row, finished or not, as ``generate`` does.
         synced: keep generating until every process of ``torch.distributed`` is done (a model
             sharded with FSDP must run the same forward passes on every rank); "generate" only.
 
@@ -125,7 +127,9 @@ class HFEngine:
         self.forbidden_ids = sorted({self.pad_id, *(int(i) for i in forbidden_ids)} - set(self.stop_ids))
         self.batch_size = batch_size
         self.synced = synced
-        self._static_cache = None  # (batch, length, cache) of the graph decoding, reused while the shape holds
+        self._static_cache = (
+            None  # (batch, length, prefix_only, cache) of the graph decoding, reused while the shape holds
+        )
 
     @classmethod
     def for_env(cls, model, env, batch_size: int = 256, decoding: str = "auto", synced: bool = False) -> HFEngine:
@@ -201,7 +205,8 @@ class HFEngine:
     ) -> torch.Tensor:
         """Satori's decoding loop: ``(B, new tokens)`` ids, padding after each row's stop token."""
         device, (batch, width), new = ids.device, ids.shape, params.max_new_tokens
-        cache = self._cache_for(batch, width + new)
+        step = self._step_call(device)
+        cache = self._cache_for(batch, width + new, prefix_only=step is self.model)
         attention = torch.zeros(batch, width + new, dtype=mask.dtype, device=device)  # one width for every step
         attention[:, :width] = mask
         real = mask.sum(-1)  # the position id of each row's first new token
@@ -218,7 +223,6 @@ class HFEngine:
             **{cache_kwarg: cache},
             **last_only,
         )
-        step = self._step_call(device)
         compact = step is self.model and hasattr(cache, "reorder_cache")  # a compiled step needs fixed shapes
         cache_positions = torch.arange(width, width + new, device=device)
         forbidden = torch.tensor(self.forbidden_ids, dtype=torch.long, device=device)
@@ -257,13 +261,15 @@ class HFEngine:
             )
         return generated
 
-    def _cache_for(self, batch: int, length: int):
+    def _cache_for(self, batch: int, length: int, prefix_only: bool = False):
         """A static KV cache for ``batch`` rows of ``length`` tokens: the last one, emptied, when
-        the shape is the same (a compiled step keeps its graph), else a new one."""
+        the shape is the same (a compiled step keeps its graph), else a new one. With
+        ``prefix_only`` (a step that is not compiled) attention reads only the positions filled so
+        far (:class:`_PrefixStaticLayer`)."""
         from transformers import StaticCache
 
-        if self._static_cache is not None and self._static_cache[:2] == (batch, length):
-            cache = self._static_cache[2]
+        if self._static_cache is not None and self._static_cache[:3] == (batch, length, prefix_only):
+            cache = self._static_cache[3]
             cache.reset()
             return cache
         parameter = next(self.model.parameters())  # batch, device and dtype: for versions that do not infer them
@@ -274,7 +280,9 @@ class HFEngine:
             device=parameter.device,
             dtype=parameter.dtype,
         )
-        self._static_cache = (batch, length, cache)
+        if prefix_only:
+            _read_prefix_only(cache)
+        self._static_cache = (batch, length, prefix_only, cache)
         return cache
 
     def _step_call(self, device: torch.device):
@@ -285,3 +293,34 @@ class HFEngine:
         from transformers import CompileConfig
 
         return self.model.get_compiled_call(CompileConfig(fullgraph=False, mode="reduce-overhead"))
+
+
+def _read_prefix_only(cache) -> None:
+    """Make ``cache``'s plain static layers read their filled prefix only (other layer kinds,
+    such as sliding windows, stay as they are)."""
+    from transformers.cache_utils import StaticLayer
+
+    for layer in getattr(cache, "layers", ()):
+        if type(layer) is StaticLayer:
+            layer.__class__ = _prefix_static_layer()
+
+
+@functools.cache
+def _prefix_static_layer() -> type:
+    """A ``transformers`` static KV cache layer whose attention reads only the filled prefix,
+    not the whole preallocated length: each step of an uncompiled model reads ``width + i``
+    cached positions instead of ``width + max_new_tokens`` (on a CPU, reading the cache is most
+    of attention's time). The same values as a plain static layer, whose unread positions are
+    masked out. Defined on first use: ``transformers`` is imported lazily."""
+    from transformers.cache_utils import StaticLayer
+
+    class PrefixStaticLayer(StaticLayer):
+        def update(self, key_states, value_states, *args, **kwargs):
+            keys, values = super().update(key_states, value_states, *args, **kwargs)
+            filled = int(self.cumulative_length)
+            return keys[:, :, :filled], values[:, :, :filled]
+
+        def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+            return int(self.cumulative_length) + query_length, 0
+
+    return PrefixStaticLayer
