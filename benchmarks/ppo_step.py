@@ -57,7 +57,7 @@ PROMPTS, SAMPLES, NEW_TOKENS, MICRO_BATCH = 16, 8, 128, 32
 
 
 def satori_steps(
-    model_path: str, steps: int, out: str, algo: str = "ppo", engine: str = "hf"
+    model_path: str, steps: int, out: str, algo: str = "ppo", engine: str = "hf", bf16: bool = False
 ) -> tuple[list[float], list[float]]:
     """Seconds and completion tokens of each iteration of ``satori train``'s loop."""
     config = replace(
@@ -75,7 +75,7 @@ def satori_steps(
         curriculum=None,  # random problems, as TRL's side gets
         eval_per_level=0,
         checkpoint_every=10**9,
-        bf16=False,
+        bf16=bf16,
         progress=False,
     )
     history = train_rl(config, model_path)["history"]
@@ -92,7 +92,9 @@ def satori_steps(
     return seconds, tokens
 
 
-def trl_steps(model_path: str, steps: int, out: str, cache: str | None = None) -> tuple[list[float], list[float]]:
+def trl_steps(
+    model_path: str, steps: int, out: str, cache: str | None = None, bf16: bool = False
+) -> tuple[list[float], list[float]]:
     """Seconds and completion tokens of each GRPOTrainer step (``cache``: its
     ``cache_implementation`` option; None is TRL's default, a dynamic cache)."""
     from datasets import Dataset
@@ -131,7 +133,7 @@ def trl_steps(model_path: str, steps: int, out: str, cache: str | None = None) -
         learning_rate=1e-5,
         beta=0.0,
         use_cpu=not torch.cuda.is_available(),
-        bf16=False,
+        bf16=bf16,
         logging_steps=1,
         save_strategy="no",
         report_to="none",
@@ -171,6 +173,11 @@ def main() -> int:
         help="a format-tuned policy both sides load (completions then stop at their own lengths, as in "
         "training); default: the tiny preset's random weights (every completion runs to the limit)",
     )
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="bf16 autocast in both learners (each library's default; default here: fp32 on both sides)",
+    )
     parser.add_argument("--json", default=None, help="write the ratio rows here (for satori bench)")
     args = parser.parse_args()
     try:
@@ -182,10 +189,15 @@ def main() -> int:
     runs: list[tuple[str, Callable[..., tuple[list[float], list[float]]]]] = []
     for run in args.satori:
         algo, _, engine = run.partition(":")
-        runs.append((f"satori {algo} ({engine or 'hf'})", partial(satori_steps, algo=algo, engine=engine or "hf")))
-    runs.append(("TRL GRPOTrainer", trl_steps))
+        runs.append(
+            (
+                f"satori {algo} ({engine or 'hf'})",
+                partial(satori_steps, algo=algo, engine=engine or "hf", bf16=args.bf16),
+            )
+        )
+    runs.append(("TRL GRPOTrainer", partial(trl_steps, bf16=args.bf16)))
     if args.trl_static:
-        runs.append(("TRL GRPOTrainer (static cache)", partial(trl_steps, cache="static")))
+        runs.append(("TRL GRPOTrainer (static cache)", partial(trl_steps, cache="static", bf16=args.bf16)))
     rows: dict[str, tuple[float, float]] = {}
     every_step: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -200,7 +212,7 @@ def main() -> int:
     print(f"machine: {machine()}")
     print(
         f"batch: {PROMPTS} prompts x {SAMPLES} samples, <= {NEW_TOKENS} new tokens, micro-batch {MICRO_BATCH}; "
-        f"{args.steps - 1} timed steps each"
+        f"{args.steps - 1} timed steps each; learners in {'bf16 autocast' if args.bf16 else 'fp32'}"
     )
     print("| run | s/step | tokens/step | tokens/s | speed-up vs TRL (s/step) | speed-up (tokens/s) |")
     print("|---|---|---|---|---|---|")

@@ -141,3 +141,30 @@ def test_uncompiled_decoding_reads_only_the_filled_cache(setup, monkeypatch):
     read.clear()
     assert HFEngine.for_env(model, envs, decoding="graph").generate(prompts, params) == prefix
     assert set(read[layers:]) == {width + 40}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        SamplingParams(30, temperature=0.0),
+        SamplingParams(30, temperature=1.0, seed=5),
+        SamplingParams(30, temperature=1.0, seed=6, seed_per_prompt=True),
+    ],
+)
+def test_a_group_prefills_its_shared_prompt_once(setup, params):
+    """Rollout groups repeat their prompt: graph decoding prefills each distinct prompt once and
+    copies its cache, and every completion is still the one ``generate`` writes."""
+    model, envs, prompts = setup
+    groups = [prompt for prompt in prompts[:3] for _ in range(4)]
+    generate, graph = _engines(model, envs)
+    prefill_rows = []
+    hook = model.register_forward_pre_hook(
+        lambda module, args, kwargs: prefill_rows.append(kwargs["input_ids"].shape), with_kwargs=True
+    )
+    try:
+        completions = graph.generate(groups, params)
+    finally:
+        hook.remove()
+    assert prefill_rows[0][0] == 3 and prefill_rows[1][0] == len(groups)  # 3 prompts prefilled, 12 rows decoded
+    assert completions == generate.generate(groups, params)
+    assert len({tuple(c) for c in completions}) > 3 or params.temperature == 0  # samples of a group differ

@@ -206,7 +206,12 @@ class HFEngine:
         """Satori's decoding loop: ``(B, new tokens)`` ids, padding after each row's stop token."""
         device, (batch, width), new = ids.device, ids.shape, params.max_new_tokens
         step = self._step_call(device)
-        cache = self._cache_for(batch, width + new, prefix_only=step is self.model)
+        uncompiled = step is self.model  # a compiled step needs fixed shapes: no row leaves or joins its batch
+        # a group's samples share their prompt: each distinct prompt is prefilled once, its cache then copied
+        distinct, copies = torch.unique(torch.cat([ids, mask], 1), dim=0, return_inverse=True)
+        shared = uncompiled and len(distinct) < batch
+        prefilled = _one_row_each(copies, len(distinct)) if shared else torch.arange(batch, device=device)
+        cache = self._cache_for(len(prefilled), width + new, prefix_only=uncompiled)
         attention = torch.zeros(batch, width + new, dtype=mask.dtype, device=device)  # one width for every step
         attention[:, :width] = mask
         real = mask.sum(-1)  # the position id of each row's first new token
@@ -215,15 +220,20 @@ class HFEngine:
         cache_kwarg = "cache" if "cache" in accepted else "past_key_values"  # renamed in transformers 5
         last_only = {"logits_to_keep": 1} if "logits_to_keep" in accepted else {}
         out = self.model(
-            input_ids=ids,
-            attention_mask=attention,
-            position_ids=positions,
+            input_ids=ids[prefilled],
+            attention_mask=attention[prefilled],
+            position_ids=positions[prefilled],
             cache_position=torch.arange(width, device=device),
             use_cache=True,
             **{cache_kwarg: cache},
             **last_only,
         )
-        compact = step is self.model and hasattr(cache, "reorder_cache")  # a compiled step needs fixed shapes
+        last = out.logits[:, -1]
+        if shared:
+            cache.reorder_cache(copies)
+            self._static_cache = None  # this cache now holds every row: the next call builds its own
+            last = last[copies]
+        compact = uncompiled and hasattr(cache, "reorder_cache")
         cache_positions = torch.arange(width, width + new, device=device)
         forbidden = torch.tensor(self.forbidden_ids, dtype=torch.long, device=device)
         stops = torch.tensor(self.stop_ids, dtype=torch.long, device=device)
@@ -231,7 +241,7 @@ class HFEngine:
         done = torch.zeros(batch, dtype=torch.bool, device=device)
         live = torch.arange(batch, device=device)  # the rows still in the batch (and the KV cache)
         for i in range(new):
-            logits = out.logits[:, -1]
+            logits = last
             if len(live) < batch:  # every row is sampled, finished or not, so the draws match generate's
                 logits = logits.new_zeros(batch, logits.shape[-1]).index_copy_(0, live, logits)
             if seeded is not None:
@@ -259,6 +269,7 @@ class HFEngine:
                 use_cache=True,
                 **{cache_kwarg: cache},
             )
+            last = out.logits[:, -1]
         return generated
 
     def _cache_for(self, batch: int, length: int, prefix_only: bool = False):
@@ -293,6 +304,13 @@ class HFEngine:
         from transformers import CompileConfig
 
         return self.model.get_compiled_call(CompileConfig(fullgraph=False, mode="reduce-overhead"))
+
+
+def _one_row_each(copies: torch.Tensor, count: int) -> torch.Tensor:
+    """For each of ``count`` distinct prompts, the index of one row holding it (``copies[row]`` is
+    the row's prompt; any row will do: they are equal)."""
+    rows = torch.arange(len(copies), device=copies.device)
+    return torch.zeros(count, dtype=torch.long, device=copies.device).scatter_(0, copies, rows)
 
 
 def _read_prefix_only(cache) -> None:
