@@ -71,6 +71,7 @@ def satori_steps(
         minibatch_size=PROMPTS * SAMPLES,
         micro_batch_size=MICRO_BATCH,
         max_new_tokens=NEW_TOKENS,
+        temperature=1.0,  # TRL's side samples at 1 too
         restart_prob=0.0,
         curriculum=None,  # random problems, as TRL's side gets
         eval_per_level=0,
