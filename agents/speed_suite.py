@@ -34,10 +34,10 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "scaling": ("scaling.py", ["--episodes", "32", "--new-tokens", "64", "--repeats", "1"], []),
     "episodes": ("episodes.py", ["--limit", "200", "--repeats", "2"], []),
     "padding": ("padding.py", ["--sft-steps", "300", "--repeats", "2"], []),
-    "rl": (
+    "rl": (  # a format-tuned policy (completions stop, as in training), each library's bf16 learner
         "ppo_step.py",
-        ["--steps", "5", "--satori", "ppo:hf", "grpo:hf"],
-        ["--steps", "8", "--satori", "ppo:hf", "grpo:hf"],
+        ["--steps", "5", "--satori", "ppo:hf", "grpo:hf", "--sft-steps", "300", "--bf16"],
+        ["--steps", "8", "--satori", "ppo:hf", "grpo:hf", "--sft-steps", "600", "--bf16"],
     ),
 }
 """``--only`` name -> (script, quick arguments, full arguments). Quick: a few minutes each on a

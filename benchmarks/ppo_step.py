@@ -16,9 +16,11 @@ optimiser step:
   (old log-probabilities and the critic's values), PPO update (GAE, clipped losses);
 * TRL: ``GRPOTrainer`` one ``train`` step (generation, reward, group advantages, loss, update).
 
-With ``--model PATH`` both sides load a format-tuned policy instead of the random one, so that
-completions stop at their own lengths as in training (where padding and finished rows cost
-work).
+With ``--model PATH`` both sides load a format-tuned policy instead of the random one (with
+``--sft-steps N`` the script format-tunes one first), so that completions stop at their own
+lengths as in training (where padding and finished rows cost work). ``--bf16``: both learners
+under bf16 autocast, each library's default (satori's tiny preset; TRL's ``GRPOConfig``);
+default here fp32 on both sides.
 
 Everything runs on the GPU when there is one (fp32 on both sides), where satori's HF engine
 decodes with its CUDA-graph step. The first step of each run is a warm-up and is not counted
@@ -48,7 +50,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from agents.config import preset  # noqa: E402
 from agents.models import build_model  # noqa: E402
 from agents.speed_report import Ratio, machine, write_json  # noqa: E402
-from agents.train import train_rl  # noqa: E402
+from agents.train import stage_one, train_rl  # noqa: E402
 from satori_env import load_problems  # noqa: E402
 from satori_env.coat import get_template  # noqa: E402
 from satori_env.verifier import default_verifier  # noqa: E402
@@ -175,6 +177,13 @@ def main() -> int:
         "training); default: the tiny preset's random weights (every completion runs to the limit)",
     )
     parser.add_argument(
+        "--sft-steps",
+        type=int,
+        default=0,
+        help="without --model: format-tune the tiny model this many steps first (a few minutes), so that "
+        "completions stop at their own lengths; 0: random weights",
+    )
+    parser.add_argument(
         "--bf16",
         action="store_true",
         help="bf16 autocast in both learners (each library's default; default here: fp32 on both sides)",
@@ -203,7 +212,10 @@ def main() -> int:
     every_step: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         model_path = args.model or str(Path(tmp) / "model")
-        if args.model is None:
+        if args.model is None and args.sft_steps:
+            config = replace(preset("tiny"), out=str(Path(tmp) / "sft"), sft_steps=args.sft_steps, sft_validation=0)
+            model_path = str(stage_one(replace(config, progress=False)))
+        elif args.model is None:
             build_model("tiny", model_path, seed=0)
         for index, (name, run_steps) in enumerate(runs):
             seconds, tokens = run_steps(model_path, args.steps, str(Path(tmp) / f"run{index}"))
