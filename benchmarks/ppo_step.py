@@ -135,6 +135,7 @@ def trl_steps(
         temperature=1.0,
         learning_rate=1e-5,
         beta=0.0,
+        gradient_checkpointing=False,  # TRL's default recomputes activations; satori's learner here does not
         use_cpu=not torch.cuda.is_available(),
         bf16=bf16,
         logging_steps=1,
