@@ -380,7 +380,7 @@ def _bare_list(answer: str) -> list[Value] | None:
     """The values of an unbracketed list of at least two (``1,-2``, ``3, 5, 7``) or of ``a \\pm b``
     (``a+b, a-b``): sets to math-verify; None for anything else. Lists that could be digit groups
     (``1,000``, ``11, 111``) are refused: math-verify reads some of them as one number."""
-    if len(answer) > _MAX_LENGTH or re.search(r",\s*\d{3}(?![\d.])", answer):
+    if len(answer) > _MAX_LENGTH or re.search(r",\s*\d{3}(?!\d)", answer):
         return None
     items = _top_level_items(answer)
     if items is None:

@@ -304,7 +304,7 @@ _collection = st.one_of(
     ),
     st.tuples(_item, st.sampled_from([")", "]"])).map(lambda t: f"(-\\infty, {t[0]}{t[1]}"),
     st.sampled_from(
-        ["(0,9) \\cup (9,36)", "(-\\infty, 2) \\cup (3, \\infty)", "[2,+\\infty)", "1,000", "1, 000", "1,23"]
+        ["(0,9) \\cup (9,36)", "(-\\infty, 2) \\cup (3, \\infty)", "[2,+\\infty)", "1,000", "1, 000", "1,23", "1,234.5"]
     ),
 )  # fmt: skip
 
@@ -329,7 +329,8 @@ def test_polynomials_and_sets_agree_with_math_verify(gold, predicted):
      ("6 - 5i", "\\sqrt{51}", False), ("2i", "2 i", None),  # i: two different symbols to math-verify
      ("2(k+1)", "2k+2", None), ("ab", "ba", None), ("5m", "5", None), ("2e", "2", None),  # refused
      ("1,-2", "-2,1", True), ("1,-2", "1", False), ("2,2", "2", None), ("1,000", "1000", True),
-     ("1, 000", "1000", None), ("1 \\pm \\sqrt{19}", "-4", False), ("\\pm 2", "2,-2", True),
+     ("1, 000", "1000", None), ("1,234.5", "1234.5", True), ("1,23", "1", False),
+     ("1 \\pm \\sqrt{19}", "-4", False), ("\\pm 2", "2,-2", True),
      ("(2,\\infty)", "3", False), ("[2,\\infty)", "[2,+\\infty)", True), ("(0,9) \\cup (9,36)", "1", False)],
 )  # fmt: skip
 def test_polynomials_and_sets_are_decided_only_when_certain(gold, predicted, expected):
