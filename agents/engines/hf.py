@@ -127,9 +127,8 @@ class HFEngine:
         self.forbidden_ids = sorted({self.pad_id, *(int(i) for i in forbidden_ids)} - set(self.stop_ids))
         self.batch_size = batch_size
         self.synced = synced
-        self._static_cache = (
-            None  # (batch, length, prefix_only, cache) of the graph decoding, reused while the shape holds
-        )
+        # (batch, length, prefix_only, cache) of the graph decoding, reused while the shape holds
+        self._static_cache = None
 
     @classmethod
     def for_env(cls, model, env, batch_size: int = 256, decoding: str = "auto", synced: bool = False) -> HFEngine:
@@ -207,10 +206,11 @@ class HFEngine:
         device, (batch, width), new = ids.device, ids.shape, params.max_new_tokens
         step = self._step_call(device)
         uncompiled = step is self.model  # a compiled step needs fixed shapes: no row leaves or joins its batch
-        # a group's samples share their prompt: each distinct prompt is prefilled once, its cache then copied
-        distinct, copies = torch.unique(torch.cat([ids, mask], 1), dim=0, return_inverse=True)
-        shared = uncompiled and len(distinct) < batch
-        prefilled = _one_row_each(copies, len(distinct)) if shared else torch.arange(batch, device=device)
+        prefilled, copies = torch.arange(batch, device=device), None
+        if uncompiled:  # a group's samples share their prompt: each distinct one is prefilled once, then copied
+            distinct, found = torch.unique(torch.cat([ids, mask], 1), dim=0, return_inverse=True)
+            if len(distinct) < batch:
+                prefilled, copies = _one_row_each(found, len(distinct)), found
         cache = self._cache_for(len(prefilled), width + new, prefix_only=uncompiled)
         attention = torch.zeros(batch, width + new, dtype=mask.dtype, device=device)  # one width for every step
         attention[:, :width] = mask
@@ -229,7 +229,7 @@ class HFEngine:
             **last_only,
         )
         last = out.logits[:, -1]
-        if shared:
+        if copies is not None:
             cache.reorder_cache(copies)
             self._static_cache = None  # this cache now holds every row: the next call builds its own
             last = last[copies]
@@ -276,7 +276,7 @@ class HFEngine:
         """A static KV cache for ``batch`` rows of ``length`` tokens: the last one, emptied, when
         the shape is the same (a compiled step keeps its graph), else a new one. With
         ``prefix_only`` (a step that is not compiled) attention reads only the positions filled so
-        far (:class:`_PrefixStaticLayer`)."""
+        far (:func:`_prefix_static_layer`)."""
         from transformers import StaticCache
 
         if self._static_cache is not None and self._static_cache[:3] == (batch, length, prefix_only):
