@@ -22,7 +22,7 @@ lengths as in training (where padding and finished rows cost work). ``--bf16``: 
 under bf16 autocast, each library's default (satori's tiny preset; TRL's ``GRPOConfig``);
 default here fp32 on both sides.
 
-Everything runs on the GPU when there is one (fp32 on both sides), where satori's HF engine
+Everything runs on the GPU when there is one (fp32 on both sides unless ``--bf16``), where satori's HF engine
 decodes with its CUDA-graph step. The first step of each run is a warm-up and is not counted
 (on a GPU it compiles the decoding step). Printed: median seconds per step, completion tokens
 per step, the ratio TRL / satori (target >= 2), where satori's time goes (rollout, scoring,
@@ -214,8 +214,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model_path = args.model or str(Path(tmp) / "model")
         if args.model is None and args.sft_steps:
-            config = replace(preset("tiny"), out=str(Path(tmp) / "sft"), sft_steps=args.sft_steps, sft_validation=0)
-            model_path = str(stage_one(replace(config, progress=False)))
+            config = replace(
+                preset("tiny"), out=str(Path(tmp) / "sft"), sft_steps=args.sft_steps, sft_validation=0, progress=False
+            )
+            model_path = str(stage_one(config))
         elif args.model is None:
             build_model("tiny", model_path, seed=0)
         for index, (name, run_steps) in enumerate(runs):

@@ -395,8 +395,13 @@ def _bare_list(answer: str) -> list[Value] | None:
     return None if len(values) < 2 or None in values else values
 
 
+def _key(item: Item) -> int | frozenset:
+    """``item`` in a hashable form: equal exactly when the items are."""
+    return item if isinstance(item, int) else frozenset(item.items())
+
+
 def _distinct(items: list) -> int:
-    return len({item if isinstance(item, int) else frozenset(item.items()) for item in items})
+    return len({_key(item) for item in items})
 
 
 def _never_a_value(answer: str, words_too: bool) -> bool:
@@ -442,7 +447,7 @@ def closed_form_verdict(gold: str, predicted: str) -> bool | None:
         return False
     g_list, p_list = _bare_list(gold), _bare_list(predicted)
     if g_list is not None and p_list is not None:
-        same = {frozenset(v.items()) for v in g_list} == {frozenset(v.items()) for v in p_list}
+        same = {_key(v) for v in g_list} == {_key(v) for v in p_list}
         return True if same and not _with_i(g_list) else None
     g_sequence, p_sequence = _sequence(gold), _sequence(predicted)
     if g_sequence is None or p_sequence is None or g_sequence[0] != p_sequence[0]:
