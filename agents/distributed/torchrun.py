@@ -34,7 +34,8 @@ class TorchrunRun(DistributedRun):
         from agents.train import make_envs
 
         super().__init__(config, ALGORITHMS[config.algo].group_size(config.group_size))
-        if not dist.is_initialized():
+        self._owns_group = not dist.is_initialized()  # a group this run starts, this run ends
+        if self._owns_group:
             dist.init_process_group("nccl" if learner_device(config).type == "cuda" else "gloo")
         world = dist.get_world_size()
         if config.learner_ranks not in (1, world):
@@ -133,3 +134,5 @@ class TorchrunRun(DistributedRun):
 
     def close(self) -> None:
         dist.barrier()
+        if self._owns_group:  # left to interpreter exit, gloo's threads can abort the process (SIGABRT)
+            dist.destroy_process_group()
