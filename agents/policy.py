@@ -27,7 +27,7 @@ __all__ = ["ActorCritic", "TokenOutputs", "masked_log_softmax"]
 class TokenOutputs:
     """Per-token outputs for a ``(B, T)`` batch, each ``(B, T - 1)``."""
 
-    logprobs: torch.Tensor  # log pi(tokens[:, 1:] | prefix)
+    logprobs: torch.Tensor | None  # log pi(tokens[:, 1:] | prefix); None when not asked for
     entropy: torch.Tensor | None
     values: torch.Tensor | None
 
@@ -115,20 +115,32 @@ class ActorCritic(nn.Module):
         temperature: float = 1.0,
         with_entropy: bool = True,
         with_values: bool = True,
+        entropy_grad: bool = True,
+        with_logprobs: bool = True,
     ) -> TokenOutputs:
-        """Log-probabilities of the written tokens, and optionally entropies and values."""
+        """Log-probabilities of the written tokens, and optionally entropies and values.
+        ``entropy_grad=False``: the entropy is a statistic only (no gradient through it; a
+        backward over the whole vocabulary at every position saved). ``with_logprobs=False``
+        (and no entropy): the values alone, without the policy's logits over the vocabulary
+        (a separate critic runs without the actor)."""
         want_values = with_values and self.value_head is not None
-        out = self.actor(
-            input_ids=tokens,
-            attention_mask=attention_mask,
-            output_hidden_states=want_values and self.critic_trunk is None,
-        )
-        logp_all = masked_log_softmax(out.logits[:, :-1], self.forbidden, temperature)
-        logprobs = _written(logp_all, tokens)
-        entropy = None
+        want_logits = with_logprobs or with_entropy
+        logprobs = entropy = out = None
+        if want_logits or self.critic_trunk is None:
+            trunk_only = {} if want_logits else {"logits_to_keep": 1}  # the hidden states, one position's logits
+            out = self.actor(
+                input_ids=tokens,
+                attention_mask=attention_mask,
+                output_hidden_states=want_values and self.critic_trunk is None,
+                **trunk_only,
+            )
+        if want_logits:
+            logp_all = masked_log_softmax(out.logits[:, :-1], self.forbidden, temperature)
+            logprobs = _written(logp_all, tokens) if with_logprobs else None
         if with_entropy:
-            probs = logp_all.exp()
-            entropy = -(probs * logp_all.masked_fill(probs == 0, 0.0)).sum(-1)
+            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+                probs = logp_all.exp()
+                entropy = -(probs * logp_all.masked_fill(probs == 0, 0.0)).sum(-1)
         values = None
         if want_values:
             if self.critic_trunk is None:

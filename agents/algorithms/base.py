@@ -55,8 +55,8 @@ class Scores:
 
     Attributes:
         old_logprobs: log-probabilities of the written tokens under the policy that wrote them;
-            None when scoring was skipped (one optimiser step on the whole rollout: the update
-            then uses its own, detached, and the ratio is 1).
+            None when no step needs them (one optimiser step on the whole rollout and no KL
+            penalty: the update then uses its own, detached, and the ratio is 1).
         values: the critic's values (algorithms with ``uses_critic``), else None.
         ref_logprobs: the reference policy's log-probabilities (``kl_coef > 0``), else None.
     """
@@ -134,6 +134,12 @@ class Algorithm:
             self._reference = reference
 
     @property
+    def trains_entropy(self) -> bool:
+        """Whether :meth:`loss` differentiates the entropy. An algorithm whose loss only logs it
+        says False (``trains_entropy = False``), and the update computes it without a gradient."""
+        return True
+
+    @property
     def uses_reference(self) -> bool:
         """The rollout needs the reference policy's log-probabilities."""
         return self.config.kl_coef > 0
@@ -144,8 +150,14 @@ class Algorithm:
         the rollout serves several optimiser steps. With one optimiser step on the whole
         rollout the policy being updated is the one that wrote it, so the old log-probabilities
         are the fresh ones, detached (the ratio is 1), and the scoring pass is skipped."""
+        return self.uses_critic or self.needs_old_logprobs(num_episodes)
+
+    def needs_old_logprobs(self, num_episodes: int) -> bool:
+        """Whether scoring must give the old log-probabilities: the rollout serves several
+        optimiser steps, or the KL to the reference is taken from them. Otherwise a scoring pass
+        (for the critic's values) skips the policy's logits."""
         config = self.config
-        return self.uses_critic or self.uses_reference or config.ppo_epochs > 1 or config.minibatch_size < num_episodes
+        return self.uses_reference or config.ppo_epochs > 1 or config.minibatch_size < num_episodes
 
     # -- the math (subclasses) -------------------------------------------------------------------
 
@@ -181,6 +193,7 @@ class Algorithm:
         if self.uses_reference and self._reference is None:
             self._reference = self.policy.reference()
         config, device, parallel = self.config, _device(self.policy), self.parallel
+        with_logprobs = self.needs_old_logprobs(rollout.num_episodes)
         self.policy.eval()
         mine = parallel.shard(np.arange(rollout.num_episodes))
         lengths = rollout.attention_mask.sum(1).numpy()
@@ -191,11 +204,19 @@ class Algorithm:
             tokens = rollout.tokens[rows, :width].to(device)
             mask = rollout.attention_mask[rows, :width].to(device)
             with autocast(device, config.bf16):
-                out = self.policy(tokens, mask, config.temperature, with_entropy=False, with_values=self.uses_critic)
+                out = self.policy(
+                    tokens,
+                    mask,
+                    config.temperature,
+                    with_entropy=False,
+                    with_values=self.uses_critic,
+                    with_logprobs=with_logprobs,
+                )
                 if self._reference is not None:
                     reference = self.policy.reference_logprobs(self._reference, tokens, mask, config.temperature)
                     pieces["ref_logprobs"].append((rows, reference.float()))
-            pieces["old_logprobs"].append((rows, out.logprobs.float()))
+            if out.logprobs is not None:
+                pieces["old_logprobs"].append((rows, out.logprobs.float()))
             if out.values is not None:
                 pieces["values"].append((rows, out.values.float()))
 
@@ -243,6 +264,7 @@ class Algorithm:
                             config.temperature,
                             with_entropy=True,
                             with_values=self.uses_critic,
+                            entropy_grad=self.trains_entropy,
                         )
                     if batch.old_logprobs is None:  # not scored: one optimiser step, the ratio is 1
                         batch = replace(batch, old_logprobs=outputs.logprobs.detach())

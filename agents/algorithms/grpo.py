@@ -37,6 +37,7 @@ class GRPO(Algorithm):
 
     name = "grpo"
     needs_groups = True
+    trains_entropy = False  # logged only
 
     def prepare(self, rollout: Rollout, scores: Scores) -> Advantages:
         per_episode = grpo_advantages(rollout.rewards, rollout.group, self.config.group_std_norm)

@@ -66,6 +66,10 @@ class PPO(Algorithm):
         super().__init__(policy, config)
         self.reward_moments = RunningMoments()
 
+    @property
+    def trains_entropy(self) -> bool:
+        return self.config.entropy_coef != 0
+
     def prepare(self, rollout: Rollout, scores: Scores) -> Advantages:
         config, mask = self.config, rollout.action_mask
         rewards = rollout.rewards

@@ -37,6 +37,7 @@ class ReinforcePlusPlus(Algorithm):
     """Token-level KL in the reward, reward-to-go, global advantage normalisation."""
 
     name = "reinforce_pp"
+    trains_entropy = False  # logged only
 
     def prepare(self, rollout: Rollout, scores: Scores) -> Advantages:
         mask = rollout.action_mask

@@ -38,6 +38,7 @@ class RLOO(Algorithm):
 
     name = "rloo"
     needs_groups = True
+    trains_entropy = False  # logged only
 
     def prepare(self, rollout: Rollout, scores: Scores) -> Advantages:
         rewards = rollout.rewards
