@@ -131,10 +131,12 @@ def load_policy(path: str, device: str = "auto", dtype: Any = None):
     """``(model, tokenizer)`` from a local checkpoint or hub id, COAT tokens ensured.
 
     When the tokenizer lacks the COAT tokens they are added and the model's embeddings resized
-    (new rows start as the mean of the old ones).
+    (new rows start as the mean of the old ones). Attention runs through
+    :func:`agents.attention.use_fast_attention` (SDPA, except short bf16 attention on a CPU).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from agents.attention import use_fast_attention
     from agents.device import choose_device
     from satori_env.pretrained import load_pretrained
     from satori_env.tokenizer import add_coat_tokens
@@ -146,6 +148,7 @@ def load_policy(path: str, device: str = "auto", dtype: Any = None):
         model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
+    use_fast_attention(model)
     return model.to(choose_device(device)), tokenizer
 
 
