@@ -107,6 +107,10 @@ class TrainConfig:
     # -- rollouts ------------------------------------------------------------------------------------
     engine: str = "hf"
     """generation engine: hf (transformers generate) or vllm"""
+    rollout_precision: str = "auto"
+    """precision the hf engine samples rollouts in: fp32, bf16 (bf16 autocast: the learner's precision with
+    bf16), or auto (bf16 on a CPU when bf16 is on, where it samples 1.2x faster; fp32 on a GPU). Greedy
+    evaluation always runs in fp32"""
     iterations: int = 25
     """RL iterations (one rollout and one update each)"""
     episodes_per_iteration: int = 128
@@ -267,6 +271,7 @@ class TrainConfig:
                 "restart_strategy": STRATEGIES,
                 "reward": sorted(REWARD_PRESETS),
                 "kl_estimator": ("k1", "k2", "k3"),
+                "rollout_precision": ("auto", "fp32", "bf16"),
                 "lr_schedule": ("constant", "cosine_with_min_lr"),
             },
             subsets={"train_levels": sorted(LEVELS), "eval_levels": sorted(LEVELS), "synth_levels": sorted(LEVELS)},

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import torch
 
-__all__ = ["PAD_MULTIPLE", "autocast", "choose_device", "padded_length"]
+__all__ = ["PAD_MULTIPLE", "autocast", "choose_device", "padded_length", "rollout_autocast"]
 
 
 def choose_device(device: str = "auto") -> torch.device:
@@ -23,6 +24,15 @@ def autocast(device: torch.device, enabled: bool = True):
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def rollout_autocast(config: Any, device: torch.device):
+    """The precision a run's HF-engine rollouts sample in (``config.rollout_precision``): bf16
+    autocast for "bf16", and for "auto" on a CPU when the learner runs in bf16 (the learner then
+    scores the rollout in the precision that wrote it); else fp32."""
+    precision = config.rollout_precision
+    bf16 = precision == "bf16" or (precision == "auto" and config.bf16 and device.type == "cpu")
+    return autocast(device, bf16 and config.engine == "hf")
 
 
 PAD_MULTIPLE = 16  # few distinct batch shapes: kernel caches (oneDNN on CPUs) stay small

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from agents.algorithms import ALGORITHMS
 from agents.checkpoint import clean_partial_writes, latest_checkpoint, load_checkpoint, save_checkpoint
 from agents.config import TrainConfig
-from agents.device import choose_device
+from agents.device import choose_device, rollout_autocast
 from agents.engines import ENGINES, SamplingParams, load_engine, make_engine
 from agents.engines.base import forbidden_ids
 from agents.evaluation.episodes import evaluate
@@ -269,7 +269,7 @@ class LocalRun:
     def __init__(self, config: TrainConfig, model_path: str, tasks: Any = None, reward: Any = None) -> None:
         self.config = config
         self.group_size = ALGORITHMS[config.algo].group_size(config.group_size)
-        device = choose_device(config.device)
+        self.device = device = choose_device(config.device)
         self.model, self.tokenizer = load_policy(model_path, device=config.device)
         if config.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -293,7 +293,8 @@ class LocalRun:
     def iterate(self, iteration: int) -> dict[str, float]:
         """One rollout and one update; returns everything logged for it."""
         config, started = self.config, time.perf_counter()
-        rollout = collect_rollout(self.envs, self.engine, sampling(config, iteration), self.group_size)
+        with rollout_autocast(config, self.device):
+            rollout = collect_rollout(self.envs, self.engine, sampling(config, iteration), self.group_size)
         rollout_seconds = time.perf_counter() - started
         metrics = self.algorithm.update(rollout)  # score, prepare, optimise
         self.engine.sync_weights()

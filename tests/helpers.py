@@ -74,8 +74,9 @@ def toy_policy(path, seed: int = 0):
 
 def learn_toy_task(tmp_path, algo: str, seed: int = 0, iterations: int = 25) -> tuple[float, float]:
     """Train ``algo`` from a random :func:`toy_policy` to answer "a b c" (reward: the share of
-    the sequence written right, from the start; random play gets about 0.05). Returns the mean
-    reward of the first iteration and of the last five."""
+    the sequence written right, from the start; random play gets about 0.05). ``seed`` seeds the
+    policy's weights and the run (its sampling). Returns the mean reward of the first iteration
+    and of the last five."""
     import numpy as np
     import torch
 
@@ -109,6 +110,7 @@ def learn_toy_task(tmp_path, algo: str, seed: int = 0, iterations: int = 25) -> 
         checkpoint_every=1000,
         bf16=False,
         progress=False,
+        seed=seed,
     )
     torch.set_num_threads(2)
     result = train_rl(

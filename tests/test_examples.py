@@ -52,8 +52,8 @@ def test_custom_algorithm_learns_the_toy_task_and_keeps_its_baseline_in_checkpoi
     example = load("custom_algorithm")
     assert ALGORITHMS["reinforce_baseline"] is example.ReinforceWithBaseline
     assert len((EXAMPLES / "custom_algorithm.py").read_text().splitlines()) < 100
-    first, last = learn_toy_task(tmp_path, "reinforce_baseline")
-    assert first < 0.2 and last > 0.6  # measured (policy seed 0): 0.05 -> 0.99
+    first, last = learn_toy_task(tmp_path, "reinforce_baseline", seed=6)
+    assert first < 0.2 and last > 0.6  # measured (seed 6): 0.05 -> 0.99; seeds 0-7 in tests/test_algorithms.py
     algorithm = example.ReinforceWithBaseline(stub_policy(), TrainConfig())
     algorithm.baseline = 0.25
     restored = example.ReinforceWithBaseline(stub_policy(), TrainConfig(seed=1))

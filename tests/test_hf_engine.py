@@ -168,3 +168,28 @@ def test_a_group_prefills_its_shared_prompt_once(setup, params):
     assert prefill_rows[0][0] == 3 and prefill_rows[1][0] == len(groups)  # 3 prompts prefilled, 12 rows decoded
     assert completions == generate.generate(groups, params)
     assert len({tuple(c) for c in completions}) > 3 or params.temperature == 0  # samples of a group differ
+
+
+def test_under_bf16_autocast_the_cache_holds_bf16_and_decoding_is_unchanged(setup, monkeypatch):
+    """Rollouts in the learner's bf16 (``rollout_precision``): the uncompiled decoding stores its
+    keys and values in autocast's dtype as they are written, and writes what a cache kept in
+    fp32 and cast at every read writes (the same bf16 values reach attention)."""
+    import agents.engines.hf as hf
+
+    model, envs, prompts = setup
+    params = SamplingParams(40, temperature=1.0, seed=7)
+    engine = HFEngine.for_env(model, envs, decoding="graph")
+
+    def stored_as(engine):
+        return {layer.keys.dtype for layer in engine._static_cache[-1].layers}
+
+    with torch.autocast("cpu", torch.bfloat16):
+        in_bf16 = engine.generate(prompts, params)
+        assert stored_as(engine) == {torch.bfloat16}
+        monkeypatch.setattr(hf, "_autocast_dtype", lambda device: None)  # keep fp32, cast at each read
+        cast_at_read = HFEngine.for_env(model, envs, decoding="graph")
+        assert cast_at_read.generate(prompts, params) == in_bf16
+        assert stored_as(cast_at_read) == {torch.float32}
+    monkeypatch.undo()
+    assert engine.generate(prompts, params) != in_bf16  # without autocast: fp32 throughout, other numerics
+    assert stored_as(engine) == {torch.float32}

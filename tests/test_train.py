@@ -223,3 +223,21 @@ def test_compare_continued_trains_imitation_for_the_minutes_rl_took(tmp_path, ca
     assert result["config"]["train_levels"] == [1, 2]
     with pytest.raises(SystemExit, match="compare_continued continues stage one's format tuning"):
         main(args[:1] + ["--model", str(out / "sft" / "model")] + args[1:])  # no stage one to continue
+
+
+def test_rollouts_sample_in_the_learners_bf16_on_a_cpu_unless_told_otherwise():
+    from agents.config import TrainConfig
+    from agents.device import rollout_autocast
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+
+    def in_bf16(device, **overrides) -> bool:
+        context = rollout_autocast(TrainConfig(**overrides), device)
+        return isinstance(context, torch.autocast) and context.fast_dtype == torch.bfloat16
+
+    assert in_bf16(cpu) and not in_bf16(cpu, bf16=False)  # auto: the learner's precision
+    assert not in_bf16(cuda)  # auto on a GPU: fp32 (its compiled decoding step is measured so)
+    assert not in_bf16(cpu, rollout_precision="fp32") and in_bf16(cpu, rollout_precision="bf16", bf16=False)
+    assert not in_bf16(cpu, engine="vllm")  # vLLM keeps its own dtype
+    with pytest.raises(ValueError, match=r"--rollout-precision must be one of \[.auto., .fp32., .bf16.\]"):
+        TrainConfig(rollout_precision="fp16")

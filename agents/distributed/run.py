@@ -28,6 +28,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from agents.checkpoint import load_trainer_state, prune_checkpoints, save_trainer_state
+from agents.device import rollout_autocast
 from agents.engines import SamplingParams, make_engine
 from agents.evaluation import EvalResult, evaluate
 from agents.metrics import curriculum_metrics, rollout_metrics
@@ -104,7 +105,9 @@ class RolloutShard:
         if params.seed is not None:
             shift = offset if params.seed_per_prompt else 7919 * self.index
             params = dataclasses.replace(params, seed=params.seed + shift)
-        return run_episodes(self.envs, self.engine, params), time.perf_counter() - started
+        with rollout_autocast(self.config, next(self.model.parameters()).device):
+            episodes = run_episodes(self.envs, self.engine, params)
+        return episodes, time.perf_counter() - started
 
     def evaluate(self, problems: list[Problem], params: SamplingParams) -> list[dict[str, Any]]:
         """Evaluation records of ``problems`` (see :func:`agents.evaluation.evaluate`)."""
