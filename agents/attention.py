@@ -18,6 +18,11 @@ from typing import Any
 
 import torch
 
+try:  # imported here, not in the call: a compiled (CUDA-graph) decoding step traces attention_forward
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+except ImportError:  # a transformers without attention registries: use_fast_attention leaves models alone
+    sdpa_attention_forward = None
+
 __all__ = ["MATMUL_MAX_KEYS", "NAME", "use_fast_attention"]
 
 NAME = "satori_sdpa"
@@ -51,8 +56,6 @@ def attention_forward(
     """``transformers``' attention-function interface: ``(B, heads, q, d)`` query, ``(B,
     kv_heads, k, d)`` key and value, SDPA's mask (True: attend; None: causal, or everything for
     one query position); returns ``((B, q, heads, d), None)``."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     if dropout or not _as_matmuls(query, key):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
     groups = query.shape[1] // key.shape[1]
@@ -67,10 +70,8 @@ def attention_forward(
     if attention_mask is None and queries > 1 and getattr(module, "is_causal", True):  # causal, as SDPA's is_causal
         attention_mask = torch.ones(queries, keys, dtype=torch.bool, device=query.device).tril(keys - queries)
     if attention_mask is not None:
-        if attention_mask.dtype == torch.bool:
-            scores = scores.masked_fill(
-                ~attention_mask, torch.finfo(scores.dtype).min
-            )  # a row with no key: uniform, not NaN
+        if attention_mask.dtype == torch.bool:  # the finite minimum: a row with no key is uniform, not NaN
+            scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
         else:
             scores = scores + attention_mask
     weights = torch.softmax(scores, dim=-1).to(value.dtype)
@@ -82,7 +83,8 @@ def use_fast_attention(model: torch.nn.Module) -> bool:
     SDPA (other implementations, e.g. flash attention, are left alone). Returns whether it
     switched; a ``transformers`` without attention registries is left as it is."""
     config = getattr(model, "config", None)
-    if getattr(config, "_attn_implementation", None) != "sdpa" or not hasattr(model, "set_attn_implementation"):
+    switchable = hasattr(model, "set_attn_implementation") and sdpa_attention_forward is not None
+    if getattr(config, "_attn_implementation", None) != "sdpa" or not switchable:
         return False
     try:
         from transformers import AttentionInterface

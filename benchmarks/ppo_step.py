@@ -13,14 +13,18 @@ reward from the same verifier. A step is everything from sampling the completion
 optimiser step:
 
 * satori: ``collect_rollout`` (HF engine + ``SatoriMathVectorEnv.step_tokens``), scoring
-  (old log-probabilities and the critic's values), PPO update (GAE, clipped losses);
+  (the critic's values; old log-probabilities only where the rollout serves several optimiser
+  steps), PPO update (GAE, clipped losses);
 * TRL: ``GRPOTrainer`` one ``train`` step (generation, reward, group advantages, loss, update).
 
 With ``--model PATH`` both sides load a format-tuned policy instead of the random one (with
 ``--sft-steps N`` the script format-tunes one first), so that completions stop at their own
 lengths as in training (where padding and finished rows cost work). ``--bf16``: both learners
-under bf16 autocast, each library's default (satori's tiny preset; TRL's ``GRPOConfig``);
-default here fp32 on both sides.
+under bf16 autocast, each library's default (satori's tiny preset; TRL's ``GRPOConfig``), and
+on a CPU satori's rollout samples in bf16 too (``rollout_precision="auto"``); default here fp32
+on both sides. On a CPU satori's models compute short bf16 attention as matmuls
+(:mod:`agents.attention`); ``--trl-eager`` adds a TRL row whose model does the same
+(``attn_implementation="eager"``).
 
 Everything runs on the GPU when there is one (fp32 on both sides unless ``--bf16``), where satori's HF engine
 decodes with its CUDA-graph step. The first step of each run is a warm-up and is not counted
@@ -96,10 +100,16 @@ def satori_steps(
 
 
 def trl_steps(
-    model_path: str, steps: int, out: str, cache: str | None = None, bf16: bool = False
+    model_path: str,
+    steps: int,
+    out: str,
+    cache: str | None = None,
+    bf16: bool = False,
+    attention: str | None = None,
 ) -> tuple[list[float], list[float]]:
     """Seconds and completion tokens of each GRPOTrainer step (``cache``: its
-    ``cache_implementation`` option; None is TRL's default, a dynamic cache)."""
+    ``cache_implementation`` option, None is TRL's default, a dynamic cache; ``attention``: the
+    model's ``attn_implementation``, None is the default, SDPA)."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -124,7 +134,9 @@ def trl_steps(
             self.seconds.append(time.perf_counter() - self.started)
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(
+        model_path, **({"attn_implementation": attention} if attention else {})
+    )
     args = GRPOConfig(
         output_dir=out,
         max_steps=steps,
@@ -172,6 +184,12 @@ def main() -> int:
         "--trl-static", action="store_true", help="add a TRL row with its cache_implementation='static' option"
     )
     parser.add_argument(
+        "--trl-eager",
+        action="store_true",
+        help="add a TRL row with attn_implementation='eager' (attention as matmuls, which satori's models use "
+        "for short bf16 sequences on a CPU)",
+    )
+    parser.add_argument(
         "--model",
         default=None,
         help="a format-tuned policy both sides load (completions then stop at their own lengths, as in "
@@ -209,6 +227,8 @@ def main() -> int:
     runs.append(("TRL GRPOTrainer", partial(trl_steps, bf16=args.bf16)))
     if args.trl_static:
         runs.append(("TRL GRPOTrainer (static cache)", partial(trl_steps, cache="static", bf16=args.bf16)))
+    if args.trl_eager:
+        runs.append(("TRL GRPOTrainer (eager attention)", partial(trl_steps, attention="eager", bf16=args.bf16)))
     rows: dict[str, tuple[float, float]] = {}
     every_step: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:

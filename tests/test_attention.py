@@ -70,12 +70,8 @@ def test_a_query_with_no_key_to_attend_gets_no_nan():
 def test_the_matmul_form_is_taken_only_where_it_was_measured_faster(monkeypatch):
     """On a CPU in 16 bits (bf16 tensors or bf16 autocast), one query position or at most
     MATMUL_MAX_KEYS keys; everything else (fp32, long sequences) goes to transformers' SDPA."""
-    from transformers.integrations import sdpa_attention
-
     sent = []
-    monkeypatch.setattr(
-        sdpa_attention, "sdpa_attention_forward", lambda *args, **kwargs: sent.append(1) or (None, None)
-    )
+    monkeypatch.setattr(attention, "sdpa_attention_forward", lambda *args, **kwargs: sent.append(1) or (None, None))
 
     def to_sdpa(q, k, autocast=False):
         sent.clear()

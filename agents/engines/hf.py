@@ -100,6 +100,9 @@ class HFEngine:
         synced: keep generating until every process of ``torch.distributed`` is done (a model
             sharded with FSDP must run the same forward passes on every rank); "generate" only.
 
+    Called under bf16 autocast (a run's ``rollout_precision``), the model computes in bf16 and
+    the uncompiled decoding keeps its KV cache in bf16 as well.
+
     Prompts are left-padded to a multiple of :data:`agents.device.PAD_MULTIPLE` tokens (of
     :data:`GPU_PAD_MULTIPLE` on a GPU), so that batches take few distinct shapes: the static
     cache, and on a GPU the compiled step, are built once per shape, not once per prompt length.
