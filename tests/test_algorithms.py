@@ -151,6 +151,16 @@ def test_every_algorithm_learns_to_write_a_rewarded_sequence(tmp_path, algo):
     assert first < 0.2 and last > 0.6
 
 
+def _short_rollout(seed: int) -> Rollout:
+    """Eight 7-token episodes of the toy vocabulary (REWARDS, GROUPS), actions from the third token."""
+    tokens = torch.randint(0, 10, (8, 7), generator=torch.Generator().manual_seed(seed))
+    mask = torch.zeros(8, 6)
+    mask[:, 2:] = 1
+    return Rollout(
+        tokens, torch.ones_like(tokens), mask, REWARDS.clone(), GROUPS.clone(), torch.zeros(8, dtype=torch.bool), [], []
+    )
+
+
 def test_scoring_is_skipped_only_when_the_rollout_serves_one_optimiser_step():
     def needs(cls, **overrides):
         return _algorithm(
@@ -179,13 +189,9 @@ def test_an_unscored_single_step_update_equals_the_scored_one(tmp_path):
         kl_coef=0.0,
         bf16=False,
     )
-    tokens = torch.randint(0, 10, (8, 7), generator=torch.Generator().manual_seed(0))
-    mask = torch.zeros(8, 6)
-    mask[:, 2:] = 1
+    rollout = _short_rollout(seed=0)
+    tokens = rollout.tokens
     gradients = []
-    rollout = Rollout(
-        tokens, torch.ones_like(tokens), mask, REWARDS.clone(), GROUPS.clone(), torch.zeros(8, dtype=torch.bool), [], []
-    )
     for scored in (True, False):
         policy = ActorCritic(AutoModelForCausalLM.from_pretrained(tmp_path / "policy"), "none")
         algorithm = GRPO(policy, config)
@@ -216,12 +222,8 @@ def test_the_algorithm_scores_what_its_update_needs(tmp_path):
     from tests.helpers import toy_policy
 
     toy_policy(tmp_path / "policy")
-    tokens = torch.randint(0, 10, (8, 7), generator=torch.Generator().manual_seed(1))
-    mask = torch.zeros(8, 6)
-    mask[:, 2:] = 1
-    rollout = Rollout(
-        tokens, torch.ones_like(tokens), mask, REWARDS.clone(), GROUPS.clone(), torch.zeros(8, dtype=torch.bool), [], []
-    )
+    rollout = _short_rollout(seed=1)
+    mask = rollout.action_mask
     with pytest.raises(dataclasses.FrozenInstanceError):
         rollout.rewards = torch.zeros(8)
     for cls, critic, kl_coef in ((PPO, "shared", 0.0), (GRPO, "none", 0.05)):
@@ -249,12 +251,8 @@ def test_a_single_step_ppo_rollout_is_scored_for_its_values_alone(tmp_path, crit
     from tests.helpers import toy_policy
 
     toy_policy(tmp_path / "policy")
-    tokens = torch.randint(0, 10, (8, 7), generator=torch.Generator().manual_seed(2))
-    mask = torch.zeros(8, 6)
-    mask[:, 2:] = 1
-    rollout = Rollout(
-        tokens, torch.ones_like(tokens), mask, REWARDS.clone(), GROUPS.clone(), torch.zeros(8, dtype=torch.bool), [], []
-    )
+    rollout = _short_rollout(seed=2)
+    mask = rollout.action_mask
     policy = ActorCritic(AutoModelForCausalLM.from_pretrained(tmp_path / "policy"), critic)
     with torch.no_grad():  # a critic that is not zero
         policy.value_head.weight.normal_(generator=torch.Generator().manual_seed(0))
@@ -288,12 +286,7 @@ def test_the_entropy_is_differentiated_only_where_a_loss_uses_it(tmp_path):
     from tests.helpers import toy_policy
 
     toy_policy(tmp_path / "policy")
-    tokens = torch.randint(0, 10, (8, 7), generator=torch.Generator().manual_seed(3))
-    mask = torch.zeros(8, 6)
-    mask[:, 2:] = 1
-    rollout = Rollout(
-        tokens, torch.ones_like(tokens), mask, REWARDS.clone(), GROUPS.clone(), torch.zeros(8, dtype=torch.bool), [], []
-    )
+    rollout = _short_rollout(seed=3)
     config = TrainConfig(episodes_per_iteration=8, minibatch_size=8, micro_batch_size=4, bf16=False)
     runs = []
     for trained in (True, False):
