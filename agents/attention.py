@@ -19,7 +19,9 @@ from typing import Any
 import torch
 
 try:  # imported here, not in the call: a compiled (CUDA-graph) decoding step traces attention_forward
+    from transformers import AttentionInterface
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 except ImportError:  # a transformers without attention registries: use_fast_attention leaves models alone
     sdpa_attention_forward = None
 
@@ -86,13 +88,7 @@ def use_fast_attention(model: torch.nn.Module) -> bool:
     switchable = hasattr(model, "set_attn_implementation") and sdpa_attention_forward is not None
     if getattr(config, "_attn_implementation", None) != "sdpa" or not switchable:
         return False
-    try:
-        from transformers import AttentionInterface
-        from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, sdpa_mask
-    except ImportError:
-        return False
     AttentionInterface.register(NAME, attention_forward)
-    if NAME not in ALL_MASK_ATTENTION_FUNCTIONS:
-        AttentionMaskInterface.register(NAME, sdpa_mask)  # the same masks SDPA gets
+    AttentionMaskInterface.register(NAME, sdpa_mask)  # the same masks SDPA gets
     model.set_attn_implementation(NAME)
     return True

@@ -109,7 +109,7 @@ class TrainConfig:
     """generation engine: hf (transformers generate) or vllm"""
     rollout_precision: str = "auto"
     """precision the hf engine samples rollouts in: fp32, bf16 (bf16 autocast: the learner's precision with
-    bf16), or auto (bf16 on a CPU when bf16 is on, where it samples 1.2x faster; fp32 on a GPU). Greedy
+    bf16), or auto (bf16 on a CPU when bf16 is on, where it samples about 1.5x faster; fp32 on a GPU). Greedy
     evaluation always runs in fp32"""
     iterations: int = 25
     """RL iterations (one rollout and one update each)"""

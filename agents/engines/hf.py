@@ -24,17 +24,22 @@ completions end at very different lengths, and a finished row would otherwise co
 live one until the longest ends."""
 
 
-def sample_next(logits: torch.Tensor, forbidden: torch.Tensor | None, params: SamplingParams) -> torch.Tensor:
+def sample_next(
+    logits: torch.Tensor,
+    forbidden: torch.Tensor | None,
+    params: SamplingParams,
+    sampler: GumbelSampling | None = None,
+) -> torch.Tensor:
     """One token per row of ``(B, V)`` logits: greedy at temperature 0, else sampled at
-    ``params.temperature`` from the nucleus of mass ``params.top_p`` (Gumbel-max with uniform
-    draws from torch's global generator: exact sampling, 4.5x faster than ``torch.multinomial``
-    on a CPU for 128 x 1024 logits); ``forbidden`` ids never."""
+    ``params.temperature`` from the nucleus of mass ``params.top_p`` by ``sampler`` (default:
+    Gumbel-max with uniform draws from torch's global generator: exact sampling, 4.5x faster
+    than ``torch.multinomial`` on a CPU for 128 x 1024 logits); ``forbidden`` ids never."""
     logits = logits.float()
     if forbidden is not None and forbidden.numel():
         logits = logits.index_fill(1, forbidden, float("-inf"))
     if params.temperature == 0:
         return logits.argmax(-1)
-    return GumbelSampling(params).sample(logits)
+    return (sampler or GumbelSampling(params)).sample(logits)
 
 
 def nucleus_logits(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
@@ -155,10 +160,11 @@ class HFEngine:
         try:
             for start in range(0, len(prompts), self.batch_size):
                 batch = prompts[start : start + self.batch_size]
-                seeded = None
-                if params.seed_per_prompt and params.temperature > 0:
-                    seeded = GumbelSampling(params, [params.seed + start + i for i in range(len(batch))])
-                out += self._generate_batch(batch, params, seeded)
+                sampler = None  # greedy
+                if params.temperature > 0:  # draws from the global generator, or per prompt from its own seed
+                    seeds = [params.seed + start + i for i in range(len(batch))] if params.seed_per_prompt else None
+                    sampler = GumbelSampling(params, seeds)
+                out += self._generate_batch(batch, params, sampler)
         finally:
             self.model.train(was_training)
         return out
@@ -168,7 +174,7 @@ class HFEngine:
         return self.decoding == "graph" or auto
 
     def _generate_batch(
-        self, prompts: Sequence[Sequence[int]], params: SamplingParams, seeded: GumbelSampling | None = None
+        self, prompts: Sequence[Sequence[int]], params: SamplingParams, sampler: GumbelSampling | None
     ) -> list[list[int]]:
         device = next(self.model.parameters()).device
         graph = self._uses_graph()
@@ -180,17 +186,18 @@ class HFEngine:
             mask[row, width - len(prompt) :] = 1
         ids, mask = ids.to(device), mask.to(device)
         generated = (
-            self._decode(ids, mask, params, seeded) if graph else self._transformers_generate(ids, mask, params, seeded)
+            self._decode(ids, mask, params, sampler)
+            if graph
+            else self._transformers_generate(ids, mask, params, sampler)
         ).tolist()
         return [cut_after_stop(row, self.stop_ids) for row in generated]
 
     def _transformers_generate(
-        self, ids: torch.Tensor, mask: torch.Tensor, params: SamplingParams, seeded: GumbelSampling | None = None
+        self, ids: torch.Tensor, mask: torch.Tensor, params: SamplingParams, sampler: GumbelSampling | None
     ) -> torch.Tensor:
         from transformers import LogitsProcessorList
 
         # greedy over Gumbel-perturbed scores: the sampling (and the draws) of satori's decoding loop
-        sampler = seeded if seeded is not None else GumbelSampling(params)
         return self.model.generate(
             input_ids=ids,
             attention_mask=mask,
@@ -201,11 +208,11 @@ class HFEngine:
             cache_implementation=self.cache,
             synced_gpus=self.synced,
             do_sample=False,
-            **({"logits_processor": LogitsProcessorList([sampler])} if params.temperature > 0 else {}),
+            **({"logits_processor": LogitsProcessorList([sampler])} if sampler is not None else {}),
         )[:, ids.shape[1] :]
 
     def _decode(
-        self, ids: torch.Tensor, mask: torch.Tensor, params: SamplingParams, seeded: GumbelSampling | None = None
+        self, ids: torch.Tensor, mask: torch.Tensor, params: SamplingParams, sampler: GumbelSampling | None
     ) -> torch.Tensor:
         """Satori's decoding loop: ``(B, new tokens)`` ids, padding after each row's stop token."""
         device, (batch, width), new = ids.device, ids.shape, params.max_new_tokens
@@ -249,12 +256,7 @@ class HFEngine:
             logits = last
             if len(live) < batch:  # every row is sampled, finished or not, so the draws match generate's
                 logits = logits.new_zeros(batch, logits.shape[-1]).index_copy_(0, live, logits)
-            if seeded is not None:
-                token = seeded.sample(
-                    logits.float().index_fill(1, forbidden, float("-inf")) if forbidden.numel() else logits
-                )
-            else:
-                token = sample_next(logits, forbidden, params)
+            token = sample_next(logits, forbidden, params, sampler)
             token = token.masked_fill(done, self.pad_id)
             generated[:, i] = token
             done |= torch.isin(token, stops)
