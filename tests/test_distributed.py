@@ -80,6 +80,7 @@ def _sharded_rank(rank: int, world: int, port: int, policy: str, algo: str, out:
     state = full_state_dict(learner.policy)
     if rank == 0:
         torch.save({"state": state, "metrics": metrics}, out)
+    dist.barrier()  # no rank tears its group down while the other still talks (gloo aborted a rank once)
     dist.destroy_process_group()
 
 
