@@ -64,6 +64,7 @@ def main() -> None:
     import torch.distributed as dist
 
     from agents.config import preset
+    from agents.distributed.group import open_process_group, release_process_group
     from agents.distributed.learner import ShardedLearner, learner_device
     from agents.distributed.memory import GIB, device_memory_bytes, plan_memory
     from agents.rollout import Rollout
@@ -76,7 +77,7 @@ def main() -> None:
         tasks="arith", max_new_tokens=args.tokens - args.tokens // 3, threads=0,
     )  # fmt: skip
     device = learner_device(config)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    open_process_group("nccl" if device.type == "cuda" else "gloo")
     rank = dist.get_rank()
     shared = [tempfile.mkdtemp() if rank == 0 else None]
     dist.broadcast_object_list(shared, src=0)
@@ -121,7 +122,8 @@ def main() -> None:
         print(json.dumps(row, indent=1))
         if args.json:
             Path(args.json).write_text(json.dumps(row, indent=1))
-    dist.destroy_process_group()
+    del learner
+    release_process_group()
 
 
 if __name__ == "__main__":

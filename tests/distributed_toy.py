@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from satori_env import Problem, RewardSpec
+from tests.helpers import gloo_threads
 
 TARGET = ["a", "b", "c"]
 ITERATIONS = 6
@@ -80,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         _kill_mid_save(args.kill_at)
     torch.set_num_threads(1)
     run_toy(args.out, args.policy, ray=args.ray, learner_ranks=args.learner_ranks, resume=args.resume)
+    leftover = gloo_threads()  # a torchrun rank must have ended its group: its threads can abort the exit
+    assert not leftover, f"gloo threads outlived the run: {leftover}"
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from satori_env import Problem
 from satori_env.tasks.arithmetic import write_solution
 
@@ -14,6 +16,14 @@ def solution_tokens(env, problem: Problem, wrong: bool = False) -> list[int]:
         text = text.replace(f"\\boxed{{{problem.answer}}}", f"\\boxed{{{int(problem.answer) + 1}}}")
     tokenizer = env.unwrapped.tokenizer
     return tokenizer.encode(text, add_special_tokens=False) + [tokenizer.eos_token_id]
+
+
+def gloo_threads() -> list[str]:
+    """The names of this process's gloo threads (Linux names each thread under /proc): none once
+    its process group is released, else they can abort the process at exit."""
+    tasks = Path("/proc/self/task")
+    names = [(task / "comm").read_text().strip() for task in tasks.iterdir()] if tasks.exists() else []
+    return [name for name in names if "gloo" in name]
 
 
 def mid_vocab_pad_tokenizer(tmp_path):

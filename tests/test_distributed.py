@@ -26,7 +26,7 @@ from safetensors.torch import load_file
 
 from agents.config import preset
 from agents.distributed.memory import GIB, check_memory, parameter_counts
-from tests.helpers import toy_policy
+from tests.helpers import gloo_threads, toy_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-4
@@ -70,18 +70,21 @@ def _sharded_rank(rank: int, world: int, port: int, policy: str, algo: str, out:
     import torch.distributed as dist
 
     from agents.distributed.fsdp import full_state_dict
+    from agents.distributed.group import open_process_group, release_process_group
     from agents.distributed.learner import ShardedLearner
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    open_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
     learner = ShardedLearner(_learner_config(algo), policy, [10])
     metrics = [learner.update(_rollout()) for _ in range(2)]
     state = full_state_dict(learner.policy)
     if rank == 0:
         torch.save({"state": state, "metrics": metrics}, out)
-    dist.barrier()  # no rank tears its group down while the other still talks (gloo aborted a rank once)
-    dist.destroy_process_group()
+    dist.barrier()
+    del learner
+    release_process_group()
+    assert not gloo_threads(), f"rank {rank}: gloo threads outlived the process group: {gloo_threads()}"
 
 
 @pytest.mark.slow

@@ -44,9 +44,9 @@ class LearnerActor:
         self, rank: int, world: int, address: tuple[str, int], config: Any, model_path: str, forbidden: list[int]
     ) -> None:
         import torch
-        import torch.distributed as dist
 
         from agents.config import import_modules
+        from agents.distributed.group import open_process_group
         from agents.distributed.learner import ShardedLearner
 
         import_modules(config.imports)
@@ -55,7 +55,7 @@ class LearnerActor:
         if config.threads:
             torch.set_num_threads(config.threads)
         on_gpu = config.device != "cpu" and torch.cuda.is_available()
-        dist.init_process_group("nccl" if on_gpu else "gloo", rank=rank, world_size=world)
+        open_process_group("nccl" if on_gpu else "gloo", rank=rank, world_size=world)
         self.learner = ShardedLearner(config, model_path, forbidden)
 
     def update(self, rollout: Rollout) -> dict[str, float]:

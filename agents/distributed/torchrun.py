@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from agents.algorithms import ALGORITHMS
+from agents.distributed.group import open_process_group, release_process_group
 from agents.distributed.learner import ShardedLearner, learner_device
 from agents.distributed.run import DistributedRun, RolloutShard, split
 from agents.engines import HFEngine, SamplingParams
@@ -36,7 +37,7 @@ class TorchrunRun(DistributedRun):
         super().__init__(config, ALGORITHMS[config.algo].group_size(config.group_size))
         self._owns_group = not dist.is_initialized()  # a group this run starts, this run ends
         if self._owns_group:
-            dist.init_process_group("nccl" if learner_device(config).type == "cuda" else "gloo")
+            open_process_group("nccl" if learner_device(config).type == "cuda" else "gloo")
         world = dist.get_world_size()
         if config.learner_ranks not in (1, world):
             raise ValueError(f"--learner-ranks {config.learner_ranks} but torchrun started {world} processes")
@@ -134,5 +135,6 @@ class TorchrunRun(DistributedRun):
 
     def close(self) -> None:
         dist.barrier()
-        if self._owns_group:  # left to interpreter exit, gloo's threads can abort the process (SIGABRT)
-            dist.destroy_process_group()
+        if self._owns_group:  # the sharded modules first: they hold the group
+            del self.learner, self.shard
+            release_process_group()
