@@ -21,8 +21,12 @@ def solution_tokens(env, problem: Problem, wrong: bool = False) -> list[int]:
 def gloo_threads() -> list[str]:
     """The names of this process's gloo threads (Linux names each thread under /proc): none once
     its process group is released, else they can abort the process at exit."""
-    tasks = Path("/proc/self/task")
-    names = [(task / "comm").read_text().strip() for task in tasks.iterdir()] if tasks.exists() else []
+    names = []
+    for comm in Path("/proc/self/task").glob("*/comm"):
+        try:
+            names.append(comm.read_text().strip())
+        except OSError:  # that thread ended while the others were read
+            continue
     return [name for name in names if "gloo" in name]
 
 
