@@ -84,7 +84,8 @@ def _sharded_rank(rank: int, world: int, port: int, policy: str, algo: str, out:
     dist.barrier()
     del learner
     release_process_group()
-    assert not gloo_threads(), f"rank {rank}: gloo threads outlived the process group: {gloo_threads()}"
+    leftover = gloo_threads()
+    assert not leftover, f"rank {rank}: gloo threads outlived the process group: {leftover}"
 
 
 @pytest.mark.slow
